@@ -1,0 +1,1 @@
+"""Binance USD-M futures adapter, sans-I/O (venues.md §3)."""

@@ -1,0 +1,1 @@
+"""Bybit v5 linear (USDT perpetuals) adapter, sans-I/O (venues.md §2)."""

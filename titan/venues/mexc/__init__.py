@@ -1,0 +1,1 @@
+"""MEXC contract (futures) adapter, sans-I/O (venues.md §4)."""
