@@ -1,0 +1,302 @@
+"""Typed configuration: one TOML file, every key overridable from the environment.
+
+Precedence, lowest first: the struct defaults below, the TOML file, the original service's
+environment variables (``TITAN_HMAC_SECRET``, ``TITAN_IPC_SOCKET``, ``NATS_URL``, ``PORT``,
+``LOG_LEVEL`` …), then generic overrides ``TITAN__<SECTION>__<KEY>=value`` (value parsed as TOML
+when it parses, else taken as a string). Loading validates everything and raises
+:class:`ConfigError` with one line per problem.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+DEFAULT_SOCKET_PATH = "/tmp/titan-ipc.sock"
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message names every offending key."""
+
+
+class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class EngineSection(_Section):
+    run_dir: str = "var/run"  # journal, state files, embedded NATS data; relative to the config file's parent
+    instance: str = "titan"  # prefix of shared-memory names
+    log_level: str = "INFO"
+    log_json: bool = False
+
+
+class IngressSection(_Section):
+    socket_path: str = ""  # empty: TITAN_IPC_SOCKET, else IPC_SOCKET_PATH, else /tmp/titan-ipc.sock
+    hmac_secret: str = ""  # empty: TITAN_HMAC_SECRET, else HMAC_SECRET, else hmac_secret_file
+    hmac_secret_file: str = ""
+    insecure_dev: bool = False  # allow a built-in development secret (printed as a warning)
+    allow_empty_secret: bool = False  # tests only (fastpath.md §6)
+    max_connections: int = 32
+    max_frame_bytes: int = 65536
+    replay_window_ms: int = 5000
+    replay_cache_entries: int = 262144
+    push_reports: bool = False
+    max_output_bytes: int = 1 << 20  # a connection that does not read its replies is closed past this
+    core_reply_timeout_ms: int = 2000  # no reply from core by then: ENGINE_NOT_READY
+
+
+class FastPathSection(_Section):
+    prepare_ttl_ms: int = 10000
+    prepare_sweep_ms: int = 5000
+    confirm_reply_deadline_ms: int = 750
+    sizing: Literal["legacy", "fixed_notional"] = "legacy"
+    fixed_notional_usd: str = "100"
+
+
+class HttpSection(_Section):
+    port: int = 3002
+    bind: str = "127.0.0.1"
+
+
+class NatsSection(_Section):
+    url: str = ""  # empty: the embedded server started by the supervisor
+    user: str = ""
+    password: str = ""
+    token: str = ""
+    producer: str = "titan-execution-rs"
+    service: str = "titan-execution-rs"
+    connect_timeout_s: float = 2.0
+
+
+class MarketDataSection(_Section):
+    mode: Literal["sim", "venues"] = "sim"
+    symbols: list[str] = msgspec.field(default_factory=lambda: ["BTC/USDT", "ETH/USDT", "SOL/USDT"])
+    sim_venue: str = "sim"  # venue name the simulated price source writes its rows under
+    sim_seed: int = 42
+    sim_rate_hz: float = 20.0  # updates per second per symbol
+    sim_prices: dict[str, str] = msgspec.field(
+        default_factory=lambda: {"BTC/USDT": "50000", "ETH/USDT": "3000", "SOL/USDT": "150"}
+    )
+    sim_spread_bps: str = "1"
+    sim_volatility_bps: str = "2"  # per-update standard deviation of the random walk
+
+
+class InstrumentSection(_Section):
+    tick_size: str = "0.01"
+    lot_step: str = "0.001"
+    min_qty: str = "0.001"
+    min_notional: str = "0"
+
+
+class PaperSection(_Section):
+    enabled: bool = True
+    price_source: str = "sim"  # the ticker-table venue whose quotes paper fills against
+    initial_balance: str = "10000"
+    taker_fee: str = "0.0005"
+    maker_fee: str = "0.0002"
+    slippage_bps: str = "0"
+    instruments: dict[str, InstrumentSection] = msgspec.field(
+        default_factory=lambda: {
+            "BTC/USDT": InstrumentSection(tick_size="0.1", lot_step="0.001", min_qty="0.001"),
+            "ETH/USDT": InstrumentSection(tick_size="0.01", lot_step="0.01", min_qty="0.01"),
+            "SOL/USDT": InstrumentSection(tick_size="0.001", lot_step="0.1", min_qty="0.1"),
+        }
+    )
+
+
+class VenuesSection(_Section):
+    paper: PaperSection = msgspec.field(default_factory=PaperSection)
+
+
+class ExecutionSection(_Section):
+    armed_at_start: bool = False  # live configs start disarmed; the paper default config arms explicitly
+    freshness_threshold_ms: int = 5000
+
+
+class ShmSection(_Section):
+    ring_slots: int = 8192
+    slot_size: int = 1024
+    spin_us: float = 4.0  # consumer spin before blocking (measured: keep ≤ 4 µs on 2 cores)
+
+
+class SupervisorSection(_Section):
+    restart_backoff_ms: list[int] = msgspec.field(default_factory=lambda: [50, 200, 1000, 5000])
+    stop_timeout_s: float = 5.0
+    heartbeat_timeout_ms: int = 3000
+
+
+class ShadowFillSection(_Section):
+    enabled: bool = True
+
+
+class Config(_Section):
+    engine: EngineSection = msgspec.field(default_factory=EngineSection)
+    ingress: IngressSection = msgspec.field(default_factory=IngressSection)
+    fastpath: FastPathSection = msgspec.field(default_factory=FastPathSection)
+    http: HttpSection = msgspec.field(default_factory=HttpSection)
+    nats: NatsSection = msgspec.field(default_factory=NatsSection)
+    marketdata: MarketDataSection = msgspec.field(default_factory=MarketDataSection)
+    venues: VenuesSection = msgspec.field(default_factory=VenuesSection)
+    execution: ExecutionSection = msgspec.field(default_factory=ExecutionSection)
+    shm: ShmSection = msgspec.field(default_factory=ShmSection)
+    supervisor: SupervisorSection = msgspec.field(default_factory=SupervisorSection)
+    shadow_fills: ShadowFillSection = msgspec.field(default_factory=ShadowFillSection)
+    source_path: str = ""  # where this config was read from (set by load_config)
+
+    # --- derived values -------------------------------------------------------------------
+
+    def run_dir(self) -> Path:
+        p = Path(self.engine.run_dir)
+        if not p.is_absolute() and self.source_path:
+            p = Path(self.source_path).resolve().parent.parent / p
+        return p.resolve()
+
+    def venues_enabled(self) -> list[str]:
+        """Order gateways to run, in a fixed order."""
+        return ["paper"] if self.venues.paper.enabled else []
+
+    def ticker_pairs(self) -> list[tuple[str, str]]:
+        """(venue, canonical symbol) rows of the ticker table, identical in every process."""
+        return [(self.marketdata.sim_venue, s) for s in self.marketdata.symbols]
+
+
+# Environment variables of the original service, mapped onto config keys (section, key).
+LEGACY_ENV: dict[str, tuple[str, str]] = {
+    "TITAN_IPC_SOCKET": ("ingress", "socket_path"),
+    "IPC_SOCKET_PATH": ("ingress", "socket_path"),
+    "TITAN_HMAC_SECRET": ("ingress", "hmac_secret"),
+    "HMAC_SECRET": ("ingress", "hmac_secret"),
+    "NATS_URL": ("nats", "url"),
+    "NATS_USER": ("nats", "user"),
+    "NATS_PASS": ("nats", "password"),
+    "PORT": ("http", "port"),
+    "LOG_LEVEL": ("engine", "log_level"),
+}
+# When two legacy variables name the same key, the first listed wins (fastpath.md §1, §6).
+_LEGACY_PRIORITY = ["TITAN_IPC_SOCKET", "IPC_SOCKET_PATH", "TITAN_HMAC_SECRET", "HMAC_SECRET"]
+
+
+def _parse_env_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _set(doc: dict[str, Any], section: str, key: str, value: Any) -> None:
+    doc.setdefault(section, {})[key] = value
+
+
+def _apply_env(doc: dict[str, Any], env: Mapping[str, str]) -> None:
+    seen: set[tuple[str, str]] = set()
+    names = _LEGACY_PRIORITY + [n for n in LEGACY_ENV if n not in _LEGACY_PRIORITY]
+    for name in names:
+        value = env.get(name)
+        target = LEGACY_ENV[name]
+        if value is None or value == "" or target in seen:
+            continue
+        # Only fill a key the file left empty, except PORT/NATS_URL/LOG_LEVEL which override.
+        section, key = target
+        current = doc.get(section, {}).get(key)
+        if key in ("socket_path", "hmac_secret") and current:
+            seen.add(target)
+            continue
+        _set(doc, section, key, _parse_env_value(value) if key == "port" else value)
+        seen.add(target)
+    for name, value in env.items():
+        if not name.startswith("TITAN__"):
+            continue
+        parts = name[len("TITAN__") :].lower().split("__")
+        if len(parts) < 2:
+            raise ConfigError(f"{name}: expected TITAN__<SECTION>__<KEY>")
+        node = doc
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = _parse_env_value(value)
+
+
+def _validate(cfg: Config) -> list[str]:
+    problems: list[str] = []
+    sh = cfg.shm
+    if sh.ring_slots < 2 or sh.ring_slots & (sh.ring_slots - 1):
+        problems.append(f"shm.ring_slots must be a power of two ≥ 2 (got {sh.ring_slots})")
+    if sh.slot_size < 64 or sh.slot_size % 8:
+        problems.append(f"shm.slot_size must be a multiple of 8 and ≥ 64 (got {sh.slot_size})")
+    if not 0 < cfg.http.port < 65536:
+        problems.append(f"http.port must be 1..65535 (got {cfg.http.port})")
+    if cfg.ingress.max_connections < 1:
+        problems.append("ingress.max_connections must be ≥ 1")
+    if cfg.ingress.max_frame_bytes < 256:
+        problems.append("ingress.max_frame_bytes must be ≥ 256")
+    if not cfg.marketdata.symbols:
+        problems.append("marketdata.symbols cannot be empty")
+    for sym in cfg.marketdata.symbols:
+        if sym not in cfg.marketdata.sim_prices and cfg.marketdata.mode == "sim":
+            problems.append(f"marketdata.sim_prices has no starting price for {sym!r}")
+    if cfg.venues.paper.enabled and cfg.venues.paper.price_source not in {v for v, _ in cfg.ticker_pairs()}:
+        problems.append(
+            f"venues.paper.price_source {cfg.venues.paper.price_source!r} is not a market-data venue"
+        )
+    if cfg.engine.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        problems.append(
+            f"engine.log_level must be DEBUG/INFO/WARNING/ERROR/CRITICAL (got {cfg.engine.log_level})"
+        )
+    return problems
+
+
+def load_config(path: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None) -> Config:
+    """Read, override from ``env`` (default ``os.environ``) and validate a configuration."""
+    env = os.environ if env is None else env
+    doc: dict[str, Any] = {}
+    source = ""
+    if path:
+        source = str(Path(path).resolve())
+        try:
+            with open(path, "rb") as fh:
+                doc = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    _apply_env(doc, env)
+    doc["source_path"] = source
+    try:
+        cfg = msgspec.convert(doc, Config, str_keys=True)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{path or '<defaults>'}: {exc}") from None
+    problems = _validate(cfg)
+    if problems:
+        raise ConfigError("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+    return cfg
+
+
+def socket_path(cfg: Config) -> str:
+    """fastpath.md §1: config, else TITAN_IPC_SOCKET, else IPC_SOCKET_PATH, else the client's default."""
+    return cfg.ingress.socket_path or DEFAULT_SOCKET_PATH
+
+
+DEV_SECRET = "titan-dev-insecure-secret"
+
+
+def hmac_secret(cfg: Config) -> str:
+    """The FastPath secret, failing closed (fastpath.md §6, issue #3). Never log the result."""
+    if cfg.ingress.hmac_secret:
+        return cfg.ingress.hmac_secret
+    if cfg.ingress.hmac_secret_file:
+        try:
+            return Path(cfg.ingress.hmac_secret_file).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"ingress.hmac_secret_file: cannot read: {exc.strerror}") from None
+    if cfg.ingress.insecure_dev:
+        return DEV_SECRET
+    if cfg.ingress.allow_empty_secret:
+        return ""
+    raise ConfigError(
+        "no FastPath HMAC secret: set TITAN_HMAC_SECRET (or ingress.hmac_secret / ingress.hmac_secret_file),"
+        " or ingress.insecure_dev = true for a local development engine"
+    )

@@ -1,0 +1,193 @@
+"""Every message that crosses a process boundary inside the engine.
+
+One module of msgspec Structs is the only definition of what travels on the shared-memory rings.
+Each ring carries one tagged union (see the ``*_MSG`` aliases at the bottom) encoded as msgpack
+with ``array_like=True``: compact, and decoded straight into the struct without a dict.
+
+Every message carries the monotonic timestamps (``time.monotonic_ns()``; CLOCK_MONOTONIC is
+system-wide on Linux, so stamps taken in different processes compare) of the stages it passed,
+so every hop's latency is measured from the message itself. A stamp that was not taken is 0.
+
+Prices and quantities are decimal strings (plain notation); a float never carries money.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+
+class Intent(msgspec.Struct, array_like=True, gc=False, omit_defaults=True):
+    """A trade intent, normalised from FastPath or NATS, before `core` validates it."""
+
+    signal_id: str
+    source: str
+    symbol: str  # as given by the producer; core normalises it (risk-and-state.md §1)
+    direction: int  # 1 long, -1 short, 0 close
+    intent_type: str  # BUY_SETUP | SELL_SETUP | CLOSE_LONG | CLOSE_SHORT | CLOSE
+    t_signal_ms: int
+    size: str = ""  # base-asset quantity (NATS); "" when sized from position_size
+    position_size: str = ""  # USD notional proposed by the producer (FastPath)
+    entry_zone: list[str] = []
+    stop_loss: str = "0"
+    take_profits: list[str] = []
+    confidence: float | None = None
+    leverage: float | None = None
+    velocity: float | None = None
+    exchange: str | None = None
+    policy_hash: str | None = None
+    ttl_ms: int | None = None
+    causation_id: str | None = None
+    account: str = "main"
+    status: str = "PENDING"
+    max_slippage_bps: float | None = None
+
+
+# --- ingress -> core -------------------------------------------------------------------------
+
+
+class Prepare(msgspec.Struct, tag="prep", array_like=True, gc=False):
+    conn: int  # ingress connection id: where the reply goes
+    req: int  # request id on that connection
+    intent: Intent
+    t_read: int  # ingress: frame read from the socket
+    t_ring: int  # ingress: pushed onto the command ring
+
+
+class Confirm(msgspec.Struct, tag="conf", array_like=True, gc=False):
+    conn: int
+    req: int
+    signal_id: str
+    t_read: int
+    t_ring: int
+
+
+class Abort(msgspec.Struct, tag="abrt", array_like=True, gc=False):
+    conn: int
+    req: int
+    signal_id: str
+    t_read: int
+    t_ring: int
+
+
+# --- core -> ingress -------------------------------------------------------------------------
+
+
+class Stages(msgspec.Struct, array_like=True, gc=False):
+    """Monotonic stamps of one request's path through the engine (0 = stage not passed)."""
+
+    t_read: int = 0  # ingress read the frame
+    t_ring: int = 0  # ingress pushed it to core
+    t_core_in: int = 0  # core popped it
+    t_order_out: int = 0  # core pushed the (first) order to a gateway
+    t_gw_in: int = 0  # gateway popped the order
+    t_gw_out: int = 0  # gateway pushed the report that completed the reply
+    t_report_in: int = 0  # core popped that report
+    t_core_out: int = 0  # core pushed the reply
+
+
+class Reply(msgspec.Struct, tag="rep", array_like=True, gc=False):
+    """A business reply; ingress adds correlationId, timestamp and server_time (fastpath.md §11)."""
+
+    conn: int
+    req: int
+    fields: dict[str, Any]
+    stages: Stages
+
+
+# --- core -> gateway -------------------------------------------------------------------------
+
+
+class OrderRequest(msgspec.Struct, tag="ord", array_like=True, gc=False):
+    coid: str  # client order id (risk-and-state.md §12)
+    signal_id: str
+    leg: int
+    venue: str
+    account: str
+    symbol: str  # canonical BTC/USDT
+    venue_symbol: str
+    side: str  # BUY | SELL
+    order_type: str  # MARKET | LIMIT
+    tif: str  # GTC | IOC | FOK | POST_ONLY
+    qty: str
+    price: str | None
+    reduce_only: bool
+    t_signal_ms: int
+    t_core_in: int
+    t_core_out: int
+
+
+class CancelRequest(msgspec.Struct, tag="cxl", array_like=True, gc=False):
+    coid: str
+    venue: str
+    symbol: str
+    venue_symbol: str
+    reason: str
+    t_core_out: int
+
+
+# --- gateway -> core -------------------------------------------------------------------------
+
+# Report kinds: what the venue (or the gateway) said about one order.
+ACK = "ACK"
+FILL = "FILL"
+REJECTED = "REJECTED"  # definitive venue rejection
+DENIED = "DENIED"  # not sent: the gateway's own checks (rate limit, staleness)
+FAILED = "FAILED"  # not sent: local error before anything left the process
+UNKNOWN = "UNKNOWN"  # sent, outcome unknown (timeout, 5xx, disconnect): resolved by query
+CANCELED = "CANCELED"
+EXPIRED = "EXPIRED"
+
+
+class VenueReport(msgspec.Struct, tag="rpt", array_like=True, gc=False, omit_defaults=True):
+    coid: str
+    venue: str
+    kind: str
+    venue_order_id: str = ""
+    venue_status: str = ""
+    trade_id: str = ""  # FILL only: the venue's execution id
+    qty: str = ""  # FILL: this execution's quantity
+    price: str = ""  # FILL: this execution's price
+    fee: str = "0"
+    fee_asset: str = "USDT"
+    is_maker: bool = False
+    cum_qty: str = ""
+    leaves_qty: str = ""
+    t_exchange_ms: int = 0
+    reason_code: str = ""
+    venue_error_code: str = ""
+    message: str = ""
+    t_order_out: int = 0  # copied from the order: core pushed it
+    t_gw_in: int = 0
+    t_gw_out: int = 0
+
+
+# --- core -> bridge --------------------------------------------------------------------------
+
+
+class Event(msgspec.Struct, tag="evt", array_like=True, gc=False):
+    """One NATS publication, formatted by core; the bridge publishes (or spools) it verbatim."""
+
+    subject: str
+    msg_id: str  # Nats-Msg-Id (nats.md §13.2); empty for core-NATS (non-stream) subjects
+    data: bytes
+
+
+# --- ring unions -----------------------------------------------------------------------------
+
+INGRESS_TO_CORE = Prepare | Confirm | Abort
+CORE_TO_INGRESS = Reply
+CORE_TO_GATEWAY = OrderRequest | CancelRequest
+GATEWAY_TO_CORE = VenueReport
+CORE_TO_BRIDGE = Event
+
+
+def encoder() -> msgspec.msgpack.Encoder:
+    """The encoder every ring producer uses (one per process; reuse it)."""
+    return msgspec.msgpack.Encoder()
+
+
+def decoder(kind: Any) -> msgspec.msgpack.Decoder[Any]:
+    """A decoder for one ring's union (``INGRESS_TO_CORE`` …); reuse it."""
+    return msgspec.msgpack.Decoder(kind)
