@@ -1,0 +1,138 @@
+"""Child-process entry points for the shared-memory tests (importable, so "spawn" can start them)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+from titan.shm.ring import Ring
+from titan.shm.segment import Segment
+
+SEQ_BYTES = 8
+
+
+def payload_size(seq: int, max_payload: int) -> int:
+    """Pseudo-random size in 1..max_payload derived from the sequence number."""
+    return 1 + ((seq * 2654435761) >> 7) % max_payload
+
+
+def make_payload(seq: int, max_payload: int) -> bytes:
+    """Content derived from ``seq``: its 8 little-endian bytes repeated, cut to a pseudo-random size."""
+    size = payload_size(seq, max_payload)
+    return (seq.to_bytes(SEQ_BYTES, "little") * (size // SEQ_BYTES + 1))[:size]
+
+
+def idle_pause(idle_rounds: int) -> None:
+    """Back off while a ring is empty/full without a doorbell: yield first, then short sleeps."""
+    if idle_rounds < 8:
+        os.sched_yield()
+    else:
+        time.sleep(50e-6)
+
+
+def produce_sequence(ring_name: str, first: int, count: int) -> None:
+    """Push messages first..first+count-1 (``make_payload``), waiting while full."""
+    ring = Ring.attach(ring_name)
+    try:
+        max_payload = ring.max_payload
+        for seq in range(first, first + count):
+            ring.push(make_payload(seq, max_payload), timeout=60.0)
+    finally:
+        ring.close()
+
+
+def tagged_payload(seq: int) -> bytes:
+    """Sequence number first (so a consumer can read it), then a variable-length tail."""
+    return seq.to_bytes(SEQ_BYTES, "little") + bytes(seq % 41)
+
+
+def produce_tagged(ring_name: str, first: int, count: int) -> None:
+    """Push ``tagged_payload(seq)`` for seq in first..first+count-1, waiting while full."""
+    ring = Ring.attach(ring_name)
+    try:
+        for seq in range(first, first + count):
+            ring.push(tagged_payload(seq), timeout=60.0)
+    finally:
+        ring.close()
+
+
+def consume_and_verify(ring_name: str, count: int, deadline_s: float, result_name: str) -> None:
+    """Pop ``count`` messages and check each is exactly ``make_payload(expected_seq)``.
+
+    Writes [received, mismatches, first_bad_seq] into the u64 segment ``result_name``.
+    """
+    ring = Ring.attach(ring_name)
+    result = Segment.attach(result_name)
+    out = result.buf.cast("q")
+    try:
+        max_payload = ring.max_payload
+        deadline = time.monotonic() + deadline_s
+        received = mismatches = 0
+        first_bad = -1
+        idle = 0
+        while received < count:
+            data = ring.try_pop()
+            if data is None:
+                idle += 1
+                idle_pause(idle)
+                if idle % 1024 == 0 and time.monotonic() > deadline:
+                    break
+                continue
+            idle = 0
+            if data != make_payload(received, max_payload):
+                mismatches += 1
+                if first_bad < 0:
+                    first_bad = received
+            received += 1
+        out[0], out[1], out[2] = received, mismatches, first_bad
+    finally:
+        out.release()
+        result.close()
+        ring.close()
+
+
+def consume_with_log(ring_name: str, log_name: str, stop_after_seq: int, hang_at_seq: int) -> None:
+    """Consume messages, recording each sequence number in the log *before* advance().
+
+    Log segment (int64): [0] = entries, [1 + k] = seq of the k-th processed message. Returns after
+    processing ``stop_after_seq``. At ``hang_at_seq`` it records the message and then blocks before
+    advance(), so the parent can kill it in exactly that state.
+    """
+    ring = Ring.attach(ring_name)
+    log_segment = Segment.attach(log_name)
+    log = log_segment.buf.cast("q")
+    idle = 0
+    while True:
+        view = ring.peek()
+        if view is None:
+            idle += 1
+            idle_pause(idle)
+            continue
+        idle = 0
+        seq = int.from_bytes(view[:SEQ_BYTES], "little")
+        del view
+        entries = log[0]
+        log[1 + entries] = seq
+        log[0] = entries + 1  # after the entry: a killed consumer never leaves a counted hole
+        if seq == hang_at_seq:
+            threading.Event().wait()  # killed here by the parent; never advances
+        ring.advance()
+        if seq == stop_after_seq:
+            break
+    log.release()
+    log_segment.close()
+    ring.close()
+
+
+def attach_and_exit(segment_name: str) -> None:
+    """Attach, touch, and exit without closing (the resource_tracker trap scenario)."""
+    segment = Segment.attach(segment_name)
+    segment.buf[0] = 1
+
+
+def kill_self_after_attach(segment_name: str) -> None:
+    """Attach and die by SIGKILL (no cleanup code runs at all)."""
+    Segment.attach(segment_name)
+    os.kill(os.getpid(), signal.SIGKILL)
