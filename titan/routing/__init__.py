@@ -1,0 +1,1 @@
+"""Routing logic of ``core``: weighted multi-venue splitting and client order ids."""

@@ -1,0 +1,42 @@
+"""Client order ids (risk-and-state.md §12).
+
+``coid = "te" + base32(sha256(utf8(signal_id)))[0:20] + venue_code + leg(2 digits) + attempt``:
+26 characters of ``[a-z0-9]``, inside every venue's limit (Bybit/Binance 36, MEXC 32).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from typing import Final
+
+COID_PREFIX: Final = "te"
+COID_LENGTH: Final = 26
+VENUE_CODES: Final[dict[str, str]] = {"bybit": "y", "binance": "b", "mexc": "m", "paper": "p"}
+_ATTEMPT_CHARS: Final = "0123456789abcdefghijklmnopqrstuvwxyz"
+_COID_RE: Final = re.compile(r"te[a-z2-7]{20}[ybmp][0-9]{2}[0-9a-z]")
+
+
+def client_order_id(signal_id: str, venue: str, leg: int, attempt: int = 0) -> str:
+    """The client order id of leg ``leg`` (0–99) of ``signal_id`` on ``venue``, attempt 0–35."""
+    if not 0 <= leg <= 99:
+        raise ValueError(f"leg {leg} out of range 0..99")
+    if not 0 <= attempt < len(_ATTEMPT_CHARS):
+        raise ValueError(f"attempt {attempt} out of range 0..35")
+    try:
+        code = VENUE_CODES[venue]
+    except KeyError:
+        raise ValueError(f"no client-id venue code for {venue!r}") from None
+    digest = base64.b32encode(hashlib.sha256(signal_id.encode("utf-8")).digest()).decode("ascii")
+    return f"{COID_PREFIX}{digest[:20].lower()}{code}{leg:02d}{_ATTEMPT_CHARS[attempt]}"
+
+
+def flatten_signal_id(command_id: str, venue: str, symbol: str) -> str:
+    """The synthetic signal id of a flatten order."""
+    return f"flatten:{command_id}:{venue}:{symbol}"
+
+
+def is_our_coid(coid: str) -> bool:
+    """True for ids of our own shape (reconciliation adopts unknown ones carrying our prefix)."""
+    return _COID_RE.fullmatch(coid) is not None

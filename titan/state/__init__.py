@@ -1,0 +1,1 @@
+"""Trading state of ``core``: leg state machine, shadow positions, journal and replay."""

@@ -1,0 +1,40 @@
+"""Exact decimal arithmetic for money (risk-and-state.md §15.1): context precision 34, plain output."""
+
+from __future__ import annotations
+
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Context, Decimal
+from typing import Final
+
+MONEY_CONTEXT: Final = Context(prec=34, rounding=ROUND_HALF_EVEN)
+ZERO: Final = Decimal(0)
+
+
+def plain(value: Decimal) -> str:
+    """Plain decimal string: no exponent, ``"0"`` for zero, trailing zeros removed."""
+    if value.is_zero():
+        return "0"
+    text = format(value.normalize(MONEY_CONTEXT), "f")
+    return text
+
+
+def floor_to_step(value: Decimal, step: Decimal) -> Decimal:
+    """Largest multiple of ``step`` that is ≤ ``value`` (``step`` > 0)."""
+    units = MONEY_CONTEXT.divide(value, step).to_integral_value(rounding=ROUND_FLOOR)
+    return MONEY_CONTEXT.multiply(units, step)
+
+
+def ceil_to_step(value: Decimal, step: Decimal) -> Decimal:
+    """Smallest multiple of ``step`` that is ≥ ``value`` (``step`` > 0)."""
+    units = MONEY_CONTEXT.divide(value, step).to_integral_value(rounding=ROUND_CEILING)
+    return MONEY_CONTEXT.multiply(units, step)
+
+
+def parse_decimal(text: str) -> Decimal:
+    """A finite decimal from a wire string; raises ValueError otherwise."""
+    try:
+        value = Decimal(text)
+    except ArithmeticError:
+        raise ValueError(f"not a decimal: {text!r}") from None
+    if not value.is_finite():
+        raise ValueError(f"not a finite decimal: {text!r}")
+    return value
