@@ -136,3 +136,61 @@ def kill_self_after_attach(segment_name: str) -> None:
     """Attach and die by SIGKILL (no cleanup code runs at all)."""
     Segment.attach(segment_name)
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def echo_with_doorbell(
+    in_ring: str, out_ring: str, my_bell: str, peer_bell: str, count: int, result: str
+) -> None:
+    """Echo ``count`` messages from in_ring to out_ring, always sleeping (spin 0) between them.
+
+    Writes [echoed, timeouts] into the u64 segment ``result``.
+    """
+    from titan.shm.doorbell import Doorbell, wait_any
+
+    rx, tx = Ring.attach(in_ring), Ring.attach(out_ring)
+    bell, peer = Doorbell.attach(my_bell), Doorbell.attach(peer_bell)
+    out_segment = Segment.attach(result)
+    out = out_segment.buf.cast("q")
+    echoed = timeouts = 0
+    while echoed < count:
+        if not wait_any([rx], bell, timeout=2.0, spin_s=0.0):
+            timeouts += 1
+            if timeouts > 5:
+                break
+            continue
+        while (message := rx.try_pop()) is not None:
+            tx.push(message, timeout=10.0)
+            peer.ring()
+            echoed += 1
+    out[0], out[1] = echoed, timeouts
+    out.release()
+    for closeable in (out_segment, rx, tx, bell, peer):
+        closeable.close()
+
+
+def paced_producer(ring_name: str, bell_name: str, count: int, seed: int) -> None:
+    """Push ``tagged_payload(0..count-1)`` in random bursts separated by random short pauses, ringing
+    the consumer's doorbell after each publish: the pauses land on every phase of its sleep cycle."""
+    import random
+
+    from titan.shm.doorbell import Doorbell
+
+    rng = random.Random(seed)
+    ring, bell = Ring.attach(ring_name), Doorbell.attach(bell_name)
+    seq = 0
+    while seq < count:
+        for _ in range(rng.randint(1, 3)):
+            if seq == count:
+                break
+            ring.push(tagged_payload(seq), timeout=10.0)
+            bell.ring()
+            seq += 1
+        pause = rng.random()
+        if pause < 0.3:
+            continue
+        if pause < 0.6:
+            os.sched_yield()
+        else:
+            time.sleep(pause * 1e-4)
+    ring.close()
+    bell.close()

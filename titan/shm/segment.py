@@ -111,8 +111,11 @@ class Segment:
             mapping.close()
 
     def unlink(self) -> None:
-        """Remove the name (supervisor only). Existing mappings stay valid until closed."""
-        posix_ipc.unlink_shared_memory(os_name(self.name))
+        """Remove the name (supervisor only); ``FileNotFoundError`` if it is already gone.
+
+        Existing mappings stay valid until closed."""
+        if not unlink_quietly(self.name):
+            raise FileNotFoundError(f"shared-memory segment {self.name!r} does not exist")
 
     @property
     def closed(self) -> bool:
