@@ -1,0 +1,1 @@
+"""NATS events and commands: the pure logic of the ``bridge`` process (nats.md)."""
