@@ -194,3 +194,52 @@ def paced_producer(ring_name: str, bell_name: str, count: int, seed: int) -> Non
             time.sleep(pause * 1e-4)
     ring.close()
     bell.close()
+
+
+def ticker_fields(counter: int) -> dict[str, int]:
+    """Every field of a ticker row derived from one counter, so a reader can check consistency."""
+    return {
+        "bid": 1_000_000_000 * 50_000 + counter,
+        "bid_size": 2 * counter + 1,
+        "ask": 1_000_000_000 * 50_001 + counter,
+        "ask_size": 3 * counter + 2,
+        "last": 5 * counter,
+        "mark": 7 * counter,
+        "exchange_ts_ms": 1_700_000_000_000 + counter,
+        "recv_mono_ns": 11 * counter,
+        "recv_wall_ms": 1_700_000_000_000 + 2 * counter,
+    }
+
+
+def hammer_ticker_row(table_name: str, row: int, control_name: str, max_seconds: float) -> None:
+    """Rewrite one row with counter 1, 2, 3, ... until control[0] != 0 (or max_seconds).
+
+    Writes the last counter to control[1].
+    """
+    from titan.shm.ticker import TickerTable
+
+    table = TickerTable.attach(table_name)
+    control_segment = Segment.attach(control_name)
+    control = control_segment.buf.cast("q")
+    deadline = time.monotonic() + max_seconds
+    counter = 0
+    while not control[0]:
+        for _ in range(1000):
+            counter += 1
+            table.write(row, **ticker_fields(counter))
+        control[1] = counter
+        if time.monotonic() > deadline:
+            break
+    control.release()
+    control_segment.close()
+    table.close()
+
+
+def board_child(board_name: str, proc: str) -> None:
+    """A child that reports on its own row and exits without cleanup."""
+    from titan.shm.board import ProcState, StatusBoard
+
+    board = StatusBoard.attach(board_name)
+    board.set_state(proc, ProcState.READY)
+    board.beat(proc, 123_456_789)
+    board.incr(proc, 3, 5)
