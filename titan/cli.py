@@ -1,0 +1,119 @@
+"""`titan`: run the engine, send FastPath signals by hand, and the other operator commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+from titan.config import ConfigError, hmac_secret, load_config, socket_path
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "default.toml"
+
+
+def _config_path(arg: str | None) -> str | None:
+    if arg:
+        return arg
+    return str(DEFAULT_CONFIG) if DEFAULT_CONFIG.exists() else None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from titan.procs.supervisor import run
+
+    cfg = load_config(_config_path(args.config))
+    return run(cfg, nats_port=args.nats_port)
+
+
+async def _send(args: argparse.Namespace) -> int:
+    from titan.client import FastPathClient
+
+    cfg = load_config(_config_path(args.config))
+    client = FastPathClient(
+        args.socket or socket_path(cfg),
+        hmac_secret(cfg),
+        source=args.source,
+        framing=args.framing,
+        timeout=args.timeout,
+    )
+    await client.connect()
+    try:
+        t0 = time.perf_counter()
+        if args.action == "ping":
+            reply = await client.ping()
+        elif args.action == "prepare":
+            entry = args.entry
+            reply = await client.prepare(
+                args.signal_id,
+                args.symbol,
+                args.direction,
+                entry[0],
+                entry[-1],
+                position_size=args.size,
+                confidence=args.confidence,
+                leverage=args.leverage,
+            )
+        elif args.action == "confirm":
+            reply = await client.confirm(args.signal_id)
+        else:
+            reply = await client.abort(args.signal_id)
+        elapsed_us = (time.perf_counter() - t0) * 1e6
+    finally:
+        await client.close()
+    print(json.dumps(reply.to_dict() if hasattr(reply, "to_dict") else reply, sort_keys=True))
+    print(f"round trip {elapsed_us:.0f} µs", file=sys.stderr)
+    return 0
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    return asyncio.run(_send(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="titan", description="Titan Execution engine")
+    p.add_argument("--config", help="TOML config file (default: config/default.toml)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="start the whole engine under its supervisor")
+    run.add_argument("--nats-port", type=int, default=4222, help="embedded NATS port (0 = any free port)")
+    run.set_defaults(func=cmd_run)
+
+    send = sub.add_parser("send", help="send one signed FastPath signal and print the reply")
+    send.add_argument("action", choices=["prepare", "confirm", "abort", "ping"])
+    send.add_argument("signal_id", nargs="?", default="")
+    send.add_argument("--symbol", default="BTCUSDT")
+    send.add_argument("--direction", choices=["LONG", "SHORT"], default="LONG")
+    send.add_argument("--entry", type=float, nargs="+", help="entry zone: min [max] (default: market)")
+    send.add_argument("--size", type=float, default=None, help="position size in USD")
+    send.add_argument("--confidence", type=float, default=90)
+    send.add_argument("--leverage", type=float, default=1)
+    send.add_argument("--source", default="scavenger")
+    send.add_argument("--socket", default=None, help="socket path (default: from config)")
+    send.add_argument("--framing", choices=["ndjson", "binary"], default="ndjson")
+    send.add_argument("--timeout", type=float, default=2.0)
+    send.set_defaults(func=cmd_send)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "send" and args.action != "ping" and not args.signal_id:
+        print(f"titan send {args.action}: a signal id is required", file=sys.stderr)
+        return 2
+    if args.command == "send" and args.action == "prepare" and not args.entry:
+        print("titan send prepare: --entry MIN [MAX] is required (the reference price)", file=sys.stderr)
+        return 2
+    try:
+        rc: int = args.func(args)
+    except ConfigError as exc:
+        print(f"titan: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
