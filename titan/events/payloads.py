@@ -28,7 +28,9 @@ def plain(value: Decimal) -> str:
         raise ValueError(f"non-finite decimal {value}")
     if value == 0:
         return "0"
-    text = format(value.normalize(), "f")
+    text = format(value, "f")  # exact: no context rounding (normalize() would round to 28 digits)
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
     return text
 
 
