@@ -71,6 +71,38 @@ class Abort(msgspec.Struct, tag="abrt", array_like=True, gc=False):
     t_ring: int
 
 
+# --- bridge -> core ---------------------------------------------------------------------------
+
+
+class PlaceIntent(msgspec.Struct, tag="place", array_like=True, gc=False):
+    """An authenticated, validated NATS place intent (nats.md §5 rows 3–7 passed in the bridge).
+
+    core applies rows 0–2 and 8–11, journals the outcome, then answers with :class:`IntakeDone`
+    so the bridge ACKs the JetStream message only after the journal has it.
+    """
+
+    ref: int  # bridge-local reference of the JetStream message, echoed in IntakeDone
+    dedupe_ids: list[str]  # Nats-Msg-Id, idempotency_key, envelope id (row 0), those present
+    correlation_id: str
+    intent: Intent
+    original: bytes  # the whole original message (DLQ payload)
+    t_ingress_ms: int
+    t_read: int
+    t_ring: int
+
+
+class OperatorCommand(msgspec.Struct, tag="op", array_like=True, gc=False):
+    """An authenticated operator or risk command (nats.md §10)."""
+
+    ref: int
+    kind: str  # ARM | DISARM | HALT | SOFT_HALT | RESUME | FLATTEN | POLICY | RISK_STATE | HEARTBEAT
+    actor: str
+    reason: str
+    args: dict[str, Any]
+    command_id: str
+    t_read: int
+
+
 # --- core -> ingress -------------------------------------------------------------------------
 
 
@@ -174,13 +206,21 @@ class Event(msgspec.Struct, tag="evt", array_like=True, gc=False):
     data: bytes
 
 
+class IntakeDone(msgspec.Struct, tag="done", array_like=True, gc=False):
+    """core -> bridge: the NATS command ``ref`` is journaled (or absorbed): ACK it now."""
+
+    ref: int
+    outcome: str  # accepted | duplicate | rejected | denied
+
+
 # --- ring unions -----------------------------------------------------------------------------
 
 INGRESS_TO_CORE = Prepare | Confirm | Abort
 CORE_TO_INGRESS = Reply
 CORE_TO_GATEWAY = OrderRequest | CancelRequest
 GATEWAY_TO_CORE = VenueReport
-CORE_TO_BRIDGE = Event
+BRIDGE_TO_CORE = PlaceIntent | OperatorCommand
+CORE_TO_BRIDGE = Event | IntakeDone
 
 
 def encoder() -> msgspec.msgpack.Encoder:
