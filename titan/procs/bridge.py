@@ -72,7 +72,9 @@ class Bridge:
         self.bell.drain()
         n = 0
         while len(self.queue) < MAX_QUEUE and (view := self.ring.peek()) is not None:
-            self.queue.append(self.decode(view))
+            msg = self.decode(view)
+            if isinstance(msg, Event):
+                self.queue.append(msg)
             self.ring.advance()
             n += 1
         if n:
