@@ -25,15 +25,18 @@ def ndjson_request(key: bytes, signal: dict[str, Any], correlation_id: str, time
     return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode() + b"\n"
 
 
-def binary_request(key: bytes, signal: dict[str, Any], correlation_id: str, timestamp_ms: int) -> bytes:
+def binary_request(
+    key: bytes, signal: dict[str, Any], correlation_id: str, timestamp_ms: int, *, trace: bool = False
+) -> bytes:
     """One binary frame (without the connection's 0xB1 mode marker): the signal's msgpack bytes are signed."""
     signal_bytes = _msgpack.encode(signal)
-    body = _msgpack.encode(
-        {
-            "signal": signal_bytes,
-            "signature": sign_bytes(key, signal_bytes),
-            "correlationId": correlation_id,
-            "timestamp": timestamp_ms,
-        }
-    )
+    envelope: dict[str, Any] = {
+        "signal": signal_bytes,
+        "signature": sign_bytes(key, signal_bytes),
+        "correlationId": correlation_id,
+        "timestamp": timestamp_ms,
+    }
+    if trace:
+        envelope["trace"] = True
+    body = _msgpack.encode(envelope)
     return encode_binary_frame(body)

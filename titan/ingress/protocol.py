@@ -33,6 +33,7 @@ class Accepted(msgspec.Struct, gc=False):
     signal: Signal
     correlation_id: str | None
     envelope_ts: float | None
+    trace: bool = False  # envelope asked for stage timestamps in the reply (bench)
 
 
 class Rejected(msgspec.Struct):
@@ -64,6 +65,7 @@ class BinaryEnvelope(msgspec.Struct):
     signature: Any  # bin(32), or a 64-char hex str
     correlationId: str | None = None
     timestamp: int | float | None = None
+    trace: Any = False
 
 
 _REPLAY_CODES: Final = frozenset(
@@ -121,6 +123,7 @@ class RequestProcessor:
         corr: str | None,
         envelope_ts: float | None,
         convert: Callable[[type[Signal]], Signal],
+        trace: bool = False,
     ) -> Verdict:
         signal_id = head.signal_id if isinstance(head.signal_id, str) else None
         ts = head.timestamp
@@ -154,7 +157,7 @@ class RequestProcessor:
         if problem is not None:
             return self._reject(codes.INVALID_SIGNAL, problem, corr, signal_id, envelope_ts)
         self.stats.messagesProcessed += 1
-        return Accepted(signal, corr, envelope_ts)
+        return Accepted(signal, corr, envelope_ts, trace)
 
     # --- NDJSON ---------------------------------------------------------------------------
 
@@ -194,7 +197,10 @@ class RequestProcessor:
         if not verify(self._key, canonical_json(signal), sig_bytes):
             return self._reject(codes.INVALID_SIGNATURE, "signature mismatch", corr, signal_id, envelope_ts)
         head = SignalHead(signal.get("signal_type"), signal.get("timestamp"), raw_id)
-        return self._after_auth(head, sig_bytes, corr, envelope_ts, lambda t: msgspec.convert(signal, t))
+        trace = env.get("trace") is True
+        return self._after_auth(
+            head, sig_bytes, corr, envelope_ts, lambda t: msgspec.convert(signal, t), trace
+        )
 
     # --- binary ---------------------------------------------------------------------------
 
@@ -240,7 +246,9 @@ class RequestProcessor:
             head = _head_decoder.decode(raw)
         except (msgspec.DecodeError, msgspec.ValidationError):
             return self._reject(codes.IPC_ERROR, "signal is not a msgpack map", corr, None, envelope_ts)
-        return self._after_auth(head, sig_bytes, corr, envelope_ts, lambda t: _binary_decoders[t].decode(raw))
+        return self._after_auth(
+            head, sig_bytes, corr, envelope_ts, lambda t: _binary_decoders[t].decode(raw), env.trace is True
+        )
 
 
 def sign_binary_signal(key: bytes, signal_bytes: bytes) -> bytes:

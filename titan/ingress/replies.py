@@ -131,8 +131,14 @@ class Reply(msgspec.Struct, kw_only=True, omit_defaults=True):
     max_age_ms: float | None = None
     master_arm: bool | None = None
     signal_type: Any = None
+    stages: dict[str, int] | None = None  # monotonic ns per stage, when the request asked for a trace
     timestamp: float | None = None
     server_time: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields that were present, as plain Python values."""
+        out: dict[str, Any] = msgspec.to_builtins(self)
+        return out
 
     @property
     def ok(self) -> bool:
