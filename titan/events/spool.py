@@ -1,0 +1,295 @@
+"""Bounded on-disk spool for events while NATS is unreachable (nats.md §13.5).
+
+Records are appended in order to segment files as ``[u32 length][u32 crc32][bytes]`` frames
+(little endian). Appends are buffered until the caller's :meth:`Spool.flush`, which writes and
+fsyncs once for the whole group. :meth:`Spool.read` replays unpublished records in order;
+:meth:`Spool.commit` marks them published (the head position is persisted atomically) and deletes
+fully published segments. On open, a torn or corrupt tail (crash mid-write) is detected by length
+and checksum and truncated away. The spool is bounded by ``max_bytes`` of unpublished frames; a full
+spool raises :class:`SpoolFull`, it never drops silently.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import msgspec
+
+from titan.events.payloads import Publication
+
+_FRAME = struct.Struct("<II")
+_SEGMENT_GLOB = "spool-*.log"
+_HEAD_FILE = "head"
+MAX_RECORD_BYTES = 64 * 1024 * 1024
+
+
+class SpoolFull(Exception):
+    """The spool holds ``max_bytes`` of unpublished records; the record was not appended."""
+
+
+class SpoolPosition(msgspec.Struct, frozen=True, order=True):
+    segment: int
+    offset: int
+
+
+class SpooledRecord(msgspec.Struct, frozen=True):
+    data: bytes
+    end: SpoolPosition  # commit this position once ``data`` (and everything before it) is published
+
+
+def _segment_name(index: int) -> str:
+    return f"spool-{index:012d}.log"
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _scan(path: Path, start: int) -> tuple[int, int, int]:
+    """``(records, bytes, valid_end)`` of the valid frames of ``path`` from ``start``."""
+    records = 0
+    size = 0
+    with path.open("rb") as f:
+        f.seek(start)
+        offset = start
+        while True:
+            header = f.read(_FRAME.size)
+            if len(header) < _FRAME.size:
+                break
+            length, crc = _FRAME.unpack(header)
+            if length > MAX_RECORD_BYTES:
+                break
+            body = f.read(length)
+            if len(body) < length or zlib.crc32(body) != crc:
+                break
+            offset += _FRAME.size + length
+            records += 1
+            size += _FRAME.size + length
+    return records, size, offset
+
+
+class Spool:
+    """Single-writer spool in ``directory`` (one bridge process owns it)."""
+
+    def __init__(self, directory: Path, max_bytes: int, segment_bytes: int = 8 * 1024 * 1024) -> None:
+        if max_bytes <= 0 or segment_bytes <= 0:
+            raise ValueError("max_bytes and segment_bytes must be > 0")
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self.segment_bytes = segment_bytes
+        self.truncated_bytes = 0  # torn/corrupt bytes dropped at open (crash evidence)
+        directory.mkdir(parents=True, exist_ok=True)
+        self._head = self._load_head()
+        self._backlog_records = 0
+        self._backlog_bytes = 0
+        self._pending = bytearray()  # appended, not yet written
+        self._pending_records = 0
+        segments = self._segments()
+        for index in segments:
+            if index < self._head.segment:
+                (directory / _segment_name(index)).unlink()  # published before a crash; delete lost
+                continue
+            path = directory / _segment_name(index)
+            start = self._head.offset if index == self._head.segment else 0
+            start = min(start, path.stat().st_size)
+            records, size, end = _scan(path, start)
+            file_size = path.stat().st_size
+            if end < file_size:
+                self.truncated_bytes += file_size - end
+                with path.open("r+b") as f:
+                    f.truncate(end)
+                    f.flush()
+                    os.fsync(f.fileno())
+            self._backlog_records += records
+            self._backlog_bytes += size
+        live = [i for i in segments if i >= self._head.segment]
+        self._tail_index = live[-1] if live else self._head.segment
+        tail_path = directory / _segment_name(self._tail_index)
+        self._fd = os.open(tail_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._tail_size = os.fstat(self._fd).st_size
+        if self._head.segment == self._tail_index and self._head.offset > self._tail_size:
+            self._head = SpoolPosition(self._tail_index, self._tail_size)
+        _fsync_dir(directory)
+
+    # --- state ----------------------------------------------------------------------------------
+
+    @property
+    def backlog_records(self) -> int:
+        """Unpublished records, including appended-but-unflushed ones."""
+        return self._backlog_records + self._pending_records
+
+    @property
+    def backlog_bytes(self) -> int:
+        return self._backlog_bytes + len(self._pending)
+
+    @property
+    def full(self) -> bool:
+        return self.backlog_bytes >= self.max_bytes
+
+    def _segments(self) -> list[int]:
+        return sorted(int(p.name[6:18]) for p in self.directory.glob(_SEGMENT_GLOB))
+
+    def _load_head(self) -> SpoolPosition:
+        path = self.directory / _HEAD_FILE
+        try:
+            return msgspec.json.decode(path.read_bytes(), type=SpoolPosition)
+        except (FileNotFoundError, msgspec.DecodeError):
+            segments = self._segments()
+            return SpoolPosition(segments[0] if segments else 0, 0)
+
+    # --- writing --------------------------------------------------------------------------------
+
+    def append(self, record: bytes) -> None:
+        """Queue ``record`` behind every earlier one; durable after :meth:`flush`."""
+        frame_size = _FRAME.size + len(record)
+        if len(record) > MAX_RECORD_BYTES:
+            raise ValueError(f"record of {len(record)} bytes exceeds {MAX_RECORD_BYTES}")
+        if self.backlog_bytes + frame_size > self.max_bytes:
+            raise SpoolFull(f"spool full: {self.backlog_bytes} of {self.max_bytes} bytes unpublished")
+        self._pending += _FRAME.pack(len(record), zlib.crc32(record))
+        self._pending += record
+        self._pending_records += 1
+
+    def _write_pending(self) -> bool:
+        if not self._pending:
+            return False
+        if self._tail_size > 0 and self._tail_size + len(self._pending) > self.segment_bytes:
+            self._rotate()
+        with memoryview(self._pending) as view:
+            position = 0
+            while position < len(view):
+                position += os.write(self._fd, view[position:])
+        self._tail_size += len(self._pending)
+        self._backlog_bytes += len(self._pending)
+        self._backlog_records += self._pending_records
+        self._pending.clear()
+        self._pending_records = 0
+        return True
+
+    def flush(self) -> None:
+        """Write every appended record and fsync once (grouped durability)."""
+        if self._write_pending():
+            os.fsync(self._fd)
+
+    def _rotate(self) -> None:
+        os.fsync(self._fd)
+        os.close(self._fd)
+        self._tail_index += 1
+        self._fd = os.open(
+            self.directory / _segment_name(self._tail_index), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644
+        )
+        self._tail_size = 0
+        _fsync_dir(self.directory)
+
+    # --- replay ---------------------------------------------------------------------------------
+
+    def read(self, max_records: int) -> list[SpooledRecord]:
+        """The oldest unpublished records, in order (does not consume them)."""
+        self._write_pending()  # in order behind what is already on disk
+        out: list[SpooledRecord] = []
+        segment, offset = self._head.segment, self._head.offset
+        while len(out) < max_records and segment <= self._tail_index:
+            path = self.directory / _segment_name(segment)
+            if not path.exists():
+                segment, offset = segment + 1, 0
+                continue
+            with path.open("rb") as f:
+                f.seek(offset)
+                while len(out) < max_records:
+                    header = f.read(_FRAME.size)
+                    if len(header) < _FRAME.size:
+                        break
+                    length, _crc = _FRAME.unpack(header)
+                    data = f.read(length)
+                    if len(data) < length:
+                        break
+                    offset += _FRAME.size + length
+                    out.append(SpooledRecord(data, SpoolPosition(segment, offset)))
+            if len(out) < max_records:
+                segment, offset = segment + 1, 0
+        return out
+
+    def commit(self, end: SpoolPosition) -> None:
+        """Everything before ``end`` was published: advance the head, delete finished segments."""
+        if end <= self._head:
+            return
+        self._write_pending()
+        released_records, released_bytes = self._count(self._head, end)
+        if end.segment < self._tail_index:
+            size = (self.directory / _segment_name(end.segment)).stat().st_size
+            if end.offset >= size:
+                end = SpoolPosition(end.segment + 1, 0)  # that segment is done: let it be deleted
+        if end.segment == self._tail_index and end.offset >= self._tail_size and self._tail_size > 0:
+            self._rotate()  # everything published: start a fresh segment so the old one can go
+            end = SpoolPosition(self._tail_index, 0)
+        self._store_head(end)
+        for index in self._segments():
+            if index < end.segment:
+                (self.directory / _segment_name(index)).unlink()
+        self._head = end
+        self._backlog_records -= released_records
+        self._backlog_bytes -= released_bytes
+
+    def _count(self, start: SpoolPosition, end: SpoolPosition) -> tuple[int, int]:
+        records = 0
+        size = 0
+        segment, offset = start.segment, start.offset
+        while SpoolPosition(segment, offset) < end and segment <= self._tail_index:
+            path = self.directory / _segment_name(segment)
+            limit = end.offset if segment == end.segment else None
+            if path.exists():
+                with path.open("rb") as f:
+                    f.seek(offset)
+                    while limit is None or offset < limit:
+                        header = f.read(_FRAME.size)
+                        if len(header) < _FRAME.size:
+                            break
+                        length, _crc = _FRAME.unpack(header)
+                        f.seek(length, os.SEEK_CUR)
+                        offset += _FRAME.size + length
+                        records += 1
+                        size += _FRAME.size + length
+            segment, offset = segment + 1, 0
+        return records, size
+
+    def _store_head(self, head: SpoolPosition) -> None:
+        tmp = self.directory / (_HEAD_FILE + ".tmp")
+        with tmp.open("wb") as f:
+            f.write(msgspec.json.encode(head))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.directory / _HEAD_FILE)
+        _fsync_dir(self.directory)
+
+    def close(self) -> None:
+        """Flush and close; the spool can be reopened from the same directory."""
+        if self._fd >= 0:
+            self.flush()
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_PUBLICATION_ENCODER = msgspec.msgpack.Encoder()
+_PUBLICATION_DECODER = msgspec.msgpack.Decoder(Publication)
+
+
+def encode_publication(publication: Publication) -> bytes:
+    """A spool record for one NATS publication (subject, Nats-Msg-Id, bytes)."""
+    return _PUBLICATION_ENCODER.encode(publication)
+
+
+def decode_publication(record: bytes) -> Publication:
+    return _PUBLICATION_DECODER.decode(record)
