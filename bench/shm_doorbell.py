@@ -321,6 +321,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pace-us", type=float, default=200.0, help="source pacing (default 200 µs)")
     parser.add_argument("--spin-us", type=float, default=4.0, help="consumer spin before sleeping")
     parser.add_argument("--kinds", default="fifo,sem")
+    parser.add_argument("--hops", default="1,3")
+    parser.add_argument("--loads", default="quiet,hog")
     args = parser.parse_args(argv)
     ctx = multiprocessing.get_context("spawn")
     kinds = args.kinds.split(",")
@@ -332,11 +334,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         idle, armed = micro(kind)
         print(f"{kind}: ring() no sleeper {idle:.0f} ns; prepare+ring+sleep(0) {armed:.0f} ns")
     rows = []
-    for hops in (1, 3):
-        for hog in (False, True):
+    for hops in (int(h) for h in args.hops.split(",")):
+        for hog in (load == "hog" for load in args.loads.split(",")):
             for kind in kinds:
                 rows.append(run_row(ctx, kind, hops, hog, args.n, args.pace_us * 1e-6, args.spin_us * 1e-6))
     print_table(rows)
+    print("load average (1/5/15 min) after the run: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     return 0
 
 
