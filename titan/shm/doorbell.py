@@ -243,7 +243,8 @@ def wait_any(rings: Sequence[Ring], bell: Doorbell, timeout: float, spin_s: floa
 
     Polls for at most ``spin_s`` (keep it at a few µs: on 2 cores a longer spin steals the CPU the
     next stage needs), then prepare_sleep, re-checks the rings (no lost wake-up), sleeps, cancel_sleep.
-    Spurious wake-ups are absorbed here: False means the timeout really passed.
+    Spurious wake-ups are absorbed here: False means the timeout really passed. Do not spin in a
+    process that runs other threads or asyncio (the spinner holds the GIL): pass ``spin_s=0`` there.
     """
     if _any_data(rings):
         return True
