@@ -18,7 +18,8 @@ so a slot the consumer is still reading is never overwritten.
 
 Crash semantics: a message is consumed only by :meth:`Ring.advance`. A consumer killed between
 :meth:`Ring.peek` and :meth:`Ring.advance` sees the same message again when restarted (at-least-once for
-exactly that one message; every other message exactly once). A restarted producer resumes at head.
+exactly that one message; every other message exactly once). A restarted producer resumes at head; a
+producer killed mid-push loses only the message it had not yet published (no consumer ever saw it).
 A full ring pushes back (``try_push`` False / ``push`` waits); nothing is ever dropped or overwritten.
 """
 
