@@ -20,6 +20,8 @@ from titan.venues.sim.prices import Quote
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _json = msgspec.json.Encoder(decimal_format="string")
+# Rate-limit headers computed before the handler runs, added to its response.
+RATE_HEADERS = web.RequestKey("rate_headers", dict[str, str])
 
 
 def json_response(body: object, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -150,7 +152,7 @@ class VenueSim:
         if self.faults.latency_ms:
             await asyncio.sleep(self.faults.latency_ms / 1000)
         response = await handler(request)
-        extra: dict[str, str] | None = request.get("rate_headers")
+        extra = request.get(RATE_HEADERS)
         if extra and not response.prepared:
             response.headers.update(extra)
         return response

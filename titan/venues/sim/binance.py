@@ -14,7 +14,16 @@ from aiohttp import WSMsgType, web
 
 from titan.symbols import SymbolError, normalize_symbol, venue_symbol
 from titan.venues.binance.signing import sign
-from titan.venues.sim.base import PrivateConn, PublicConn, PublicSub, VenueSim, dec, json_response, scale
+from titan.venues.sim.base import (
+    RATE_HEADERS,
+    PrivateConn,
+    PublicConn,
+    PublicSub,
+    VenueSim,
+    dec,
+    json_response,
+    scale,
+)
 from titan.venues.sim.config import SimConfig
 from titan.venues.sim.engine import EngineEvent, FillEvent, NewOrder, Order, Reject
 from titan.venues.sim.faults import RollingWindow
@@ -163,7 +172,7 @@ class BinanceSim(VenueSim):
                 )
             headers["X-MBX-ORDER-COUNT-10S"] = str(w10.used(now))
             headers["X-MBX-ORDER-COUNT-1M"] = str(w60.used(now))
-        request["rate_headers"] = headers
+        request[RATE_HEADERS] = headers
         if not over:
             return None
         # Requests after a 429 escalate to a 418 ban (venues.md §3.7).

@@ -15,7 +15,16 @@ from aiohttp import WSMsgType, web
 
 from titan.symbols import SymbolError, normalize_symbol, venue_symbol
 from titan.venues.bybit.signing import sign, string_to_sign, ws_auth_signature
-from titan.venues.sim.base import PrivateConn, PublicConn, PublicSub, VenueSim, dec, json_response, scale
+from titan.venues.sim.base import (
+    RATE_HEADERS,
+    PrivateConn,
+    PublicConn,
+    PublicSub,
+    VenueSim,
+    dec,
+    json_response,
+    scale,
+)
 from titan.venues.sim.config import SimConfig
 from titan.venues.sim.engine import EngineEvent, FillEvent, NewOrder, Order, Reject
 from titan.venues.sim.faults import RollingWindow
@@ -116,7 +125,7 @@ class BybitSim(VenueSim):
         limit = limits.bybit_order_per_s if request.path in _ORDER_PATHS else limits.bybit_query_per_s
         window = self._uid_windows.setdefault((key, request.path), RollingWindow(limit, 1000))
         allowed = window.hit(now)
-        request["rate_headers"] = {
+        request[RATE_HEADERS] = {
             "X-Bapi-Limit-Status": str(max(limit - window.used(now), 0)),
             "X-Bapi-Limit": str(limit),
             "X-Bapi-Limit-Reset-Timestamp": str(window.reset_at_ms(now)),
@@ -124,7 +133,7 @@ class BybitSim(VenueSim):
         if allowed:
             return None
         response = self.err(10006, "Too many visits!")
-        response.headers.update(request["rate_headers"])
+        response.headers.update(request[RATE_HEADERS])
         return response
 
     # ------------------------------------------------------------------ auth
