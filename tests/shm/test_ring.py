@@ -342,3 +342,56 @@ def test_consumer_sigkilled_mid_stream_resumes_exactly(
     finally:
         ring.close()
         log.close()
+
+
+def test_attach_rejects_another_layout_version(make_ring: Callable[[int, int], Ring]) -> None:
+    ring = make_ring(4, 64)
+    header = ring._segment.buf.cast("Q")
+    header[1] = 99
+    header.release()
+    with pytest.raises(RingLayoutError, match="version 99"):
+        Ring.attach(ring.name)
+
+
+def test_push_waits_for_the_consumer_to_make_room(
+    shm_name: Names, spawn: multiprocessing.context.SpawnContext
+) -> None:
+    """A producer blocked in push() on a full ring resumes as soon as a consumer in another process
+    frees slots; nothing is dropped."""
+    count = 2000
+    ring = Ring.create(shm_name("ring"), 4, 64)
+    result = Segment.create(shm_name("result"), 64)
+    try:
+        for seq in range(4):
+            ring.push(workers.make_payload(seq, ring.max_payload))
+        assert not ring.try_push(b"full")
+        consumer = spawn.Process(
+            target=workers.consume_and_verify, args=(ring.name, count, 60.0, result.name)
+        )
+        consumer.start()
+        for seq in range(4, count):
+            ring.push(workers.make_payload(seq, ring.max_payload), timeout=30.0)
+        consumer.join(timeout=60)
+        assert consumer.exitcode == 0
+        assert result.buf.cast("q")[:3].tolist() == [count, 0, -1]
+    finally:
+        ring.close()
+        result.close()
+
+
+@pytest.mark.slow
+def test_soak_ten_million_messages(shm_name: Names, spawn: multiprocessing.context.SpawnContext) -> None:
+    count = 10_000_000
+    ring = Ring.create(shm_name("ring"), 4096, 256)
+    result = Segment.create(shm_name("result"), 64)
+    consumer = spawn.Process(target=workers.consume_and_verify, args=(ring.name, count, 900.0, result.name))
+    consumer.start()
+    try:
+        for seq in range(count):
+            ring.push(workers.make_payload(seq, ring.max_payload), timeout=60.0)
+        consumer.join(timeout=900)
+        assert consumer.exitcode == 0
+        assert result.buf.cast("q")[:3].tolist() == [count, 0, -1]
+    finally:
+        ring.close()
+        result.close()
