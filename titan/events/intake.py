@@ -84,6 +84,7 @@ class IntakeOutcome(msgspec.Struct, frozen=True, kw_only=True):
     dlq: DlqEvent | None = None
     intent: NatsIntent | None = None
     dedupe_ids: tuple[str, ...] = ()  # journal these with the intent (row 0 on redelivery)
+    identity: str | None = None  # envelope identity: record as accepted_signal_ids[signal_id]
     counters: tuple[str, ...] = ()
     error: str | None = None  # text to log (HMAC / validation error)
 
@@ -125,6 +126,115 @@ def _dedupe_ids(msg: InboundMessage, parsed: object) -> tuple[str, ...]:
     return tuple(ids)
 
 
+@dataclass(frozen=True, slots=True)
+class _Builders:
+    """Reject/DLQ builders bound to one message."""
+
+    now: int
+    message_id: str
+    original: bytes
+    intent_id: str
+    correlation: str
+
+    def reject(self, reason: str, code: str, message: str, **extra: Any) -> RejectEvent:
+        return RejectEvent(
+            reason=reason,
+            intent_id=extra.pop("intent_id", self.intent_id),
+            brain_instance_id=self.correlation,
+            timestamp=self.now,
+            code=code,
+            message=message,
+            message_id=self.message_id,
+            **extra,
+        )
+
+    def dlq(self, reason: str, code: str) -> DlqEvent:
+        return DlqEvent(
+            reason=reason, original=self.original, t_ingress=self.now, message_id=self.message_id, code=code
+        )
+
+
+def _rows_0_to_2(
+    dedupe: tuple[str, ...], intent_type: str | None, facts: EngineFacts, b: _Builders
+) -> IntakeOutcome | None:
+    # Row 0: already journaled (only authenticated envelopes are ever recorded).
+    if any(i in facts.journaled_ids for i in dedupe):
+        return IntakeOutcome(action=Action.ACK_DUPLICATE, row="0", counters=(COUNTER_DUPLICATE,))
+    # Row 1: halted. A soft halt lets reduce-only (CLOSE*) intents through to core.
+    if facts.halt is HaltState.HARD_HALT or (
+        facts.halt is HaltState.SOFT_HALT and intent_type not in CLOSE_TYPES
+    ):
+        text = f"System halted ({facts.halt.value}): new intents denied"
+        return IntakeOutcome(
+            action=Action.REJECT, row="1", reject=b.reject("system_halted", "SYSTEM_HALTED", text)
+        )
+    # Row 2: disarmed.
+    if not facts.armed:
+        event = b.reject("system_disarmed", "SYSTEM_DISARMED", "System disarmed")
+        return IntakeOutcome(action=Action.REJECT, row="2", reject=event)
+    return None
+
+
+def _rows_8_to_10(
+    intent: NatsIntent, identity: str, dedupe: tuple[str, ...], facts: EngineFacts, b: _Builders
+) -> IntakeOutcome:
+    # Row 8: policy hash.
+    if intent.policy_hash is not None and intent.policy_hash != facts.active_policy_hash:
+        exp, got = facts.active_policy_hash, intent.policy_hash
+        event = b.reject(
+            "policy_hash_mismatch",
+            "POLICY_HASH_MISMATCH",
+            f"Policy Hash Mismatch: Expected {exp}, Got {got}",
+            expected_policy_hash=exp,
+            got_policy_hash=got,
+            intent_id=intent.signal_id,
+        )
+        return IntakeOutcome(
+            action=Action.REJECT,
+            row="8",
+            reject=event,
+            dlq=b.dlq(f"Policy Hash mismatch: exp {exp} got {got}", "POLICY_HASH_MISMATCH"),
+            counters=(COUNTER_INVALID,),
+        )
+    # Row 8a: the signal id was already accepted from a different envelope.
+    owner = facts.accepted_signal_ids.get(intent.signal_id)
+    if owner is not None and owner != identity:
+        text = f"Invalid intent: Duplicate signal_id {intent.signal_id}"
+        event = b.reject("duplicate_signal_id", "DUPLICATE_SIGNAL_ID", text, intent_id=intent.signal_id)
+        return IntakeOutcome(
+            action=Action.REJECT, row="8a", reject=event, dlq=b.dlq(text, "DUPLICATE_SIGNAL_ID")
+        )
+    # Row 8b: core not ready (starting / reconciling).
+    if not facts.ready:
+        event = b.reject(
+            "engine_not_ready", "ENGINE_NOT_READY", "Engine not ready", intent_id=intent.signal_id
+        )
+        return IntakeOutcome(
+            action=Action.REJECT, row="8b", reject=event, dlq=b.dlq(DLQ_ENGINE_NOT_READY, "ENGINE_NOT_READY")
+        )
+    # Row 10: forward; the caller ACKs once core has journaled it with these ids.
+    return IntakeOutcome(action=Action.FORWARD, row="10", intent=intent, dedupe_ids=dedupe, identity=identity)
+
+
+def decide_in_core(
+    intent: NatsIntent,
+    dedupe_ids: tuple[str, ...],
+    identity: str,
+    facts: EngineFacts,
+    original: bytes,
+    message_id: str,
+    now_ms: int,
+) -> IntakeOutcome:
+    """Rows 0–2 and 8–10 for an intent the bridge already authenticated (:meth:`IntentIntake.authenticate`).
+
+    For a layout where ``core`` owns the engine facts: same outcomes as :meth:`IntentIntake.process`
+    except that rows 0–2 are checked after authentication instead of before.
+    """
+    b = _Builders(now_ms, message_id, original, intent.signal_id, intent.correlation_id or intent.signal_id)
+    early = _rows_0_to_2(dedupe_ids, intent.type, facts, b)
+    return early if early is not None else _rows_8_to_10(intent, identity, dedupe_ids, facts, b)
+
+
 class IntentIntake:
     """§5 for one consumer. Holds only the nonce cache; the engine facts are passed per message."""
 
@@ -135,7 +245,15 @@ class IntentIntake:
         self._clock_ms = clock_ms
         self.replay = replay if replay is not None else ReplayCache(verifier.tolerance_ms)
 
+    def authenticate(self, msg: InboundMessage) -> IntakeOutcome:
+        """Rows 3–7 only: DLQ / reject, or FORWARD with the validated intent (core does the rest)."""
+        return self._process(msg, None)
+
     def process(self, msg: InboundMessage, facts: EngineFacts) -> IntakeOutcome:
+        """The whole §5 table, first matching row wins."""
+        return self._process(msg, facts)
+
+    def _process(self, msg: InboundMessage, facts: EngineFacts | None) -> IntakeOutcome:
         now = self._clock_ms()
         mid = message_id(msg)
         parsed: object = None
@@ -144,49 +262,22 @@ class IntentIntake:
             parsed = parse_json(msg.data)
         except JsonError:
             is_json = False
-
-        # Row 0: already journaled (only authenticated envelopes are ever recorded).
         dedupe = _dedupe_ids(msg, parsed)
-        if any(i in facts.journaled_ids for i in dedupe):
-            return IntakeOutcome(action=Action.ACK_DUPLICATE, row="0", counters=(COUNTER_DUPLICATE,))
-
         intent_id = _intent_id(parsed)
         payload = parsed.get("payload") if isinstance(parsed, dict) else None
         corr = correlation_id(_str_field(parsed, "correlation_id"), payload) or intent_id
+        b = _Builders(now, mid, msg.data, intent_id, corr)
 
-        def reject(reason: str, code: str, message: str, **extra: Any) -> RejectEvent:
-            return RejectEvent(
-                reason=reason,
-                intent_id=extra.pop("intent_id", intent_id),
-                brain_instance_id=corr,
-                timestamp=now,
-                code=code,
-                message=message,
-                message_id=mid,
-                **extra,
-            )
-
-        def dlq(reason: str, code: str) -> DlqEvent:
-            return DlqEvent(reason=reason, original=msg.data, t_ingress=now, message_id=mid, code=code)
-
-        # Row 1: halted. A soft halt lets reduce-only (CLOSE*) intents through to core.
-        if facts.halt is HaltState.HARD_HALT or (
-            facts.halt is HaltState.SOFT_HALT and _str_field(payload, "type") not in CLOSE_TYPES
-        ):
-            text = f"System halted ({facts.halt.value}): new intents denied"
-            return IntakeOutcome(
-                action=Action.REJECT, row="1", reject=reject("system_halted", "SYSTEM_HALTED", text)
-            )
-        # Row 2: disarmed.
-        if not facts.armed:
-            event = reject("system_disarmed", "SYSTEM_DISARMED", "System disarmed")
-            return IntakeOutcome(action=Action.REJECT, row="2", reject=event)
+        if facts is not None:
+            early = _rows_0_to_2(dedupe, _str_field(payload, "type"), facts, b)
+            if early is not None:
+                return early
         # Row 3: not JSON.
         if not is_json:
             return IntakeOutcome(
                 action=Action.DLQ,
                 row="3",
-                dlq=dlq(DLQ_INVALID_JSON, "INVALID_INTENT"),
+                dlq=b.dlq(DLQ_INVALID_JSON, "INVALID_INTENT"),
                 counters=(COUNTER_INVALID,),
             )
         # Rows 4, 5: unsigned or malformed envelope; no signature check.
@@ -195,14 +286,14 @@ class IntentIntake:
             return IntakeOutcome(
                 action=Action.DLQ,
                 row="4",
-                dlq=dlq(DLQ_UNSIGNED, "INVALID_INTENT"),
+                dlq=b.dlq(DLQ_UNSIGNED, "INVALID_INTENT"),
                 counters=(COUNTER_INVALID,),
             )
         if isinstance(envelope, Malformed):
             return IntakeOutcome(
                 action=Action.DLQ,
                 row="5",
-                dlq=dlq(DLQ_MALFORMED, "INVALID_INTENT"),
+                dlq=b.dlq(DLQ_MALFORMED, "INVALID_INTENT"),
                 counters=(COUNTER_INVALID,),
                 error=envelope.detail,
             )
@@ -210,12 +301,12 @@ class IntentIntake:
         verdict = self._verifier.verify(envelope, now)
         if not verdict.ok:
             error = verdict.error or "Signature mismatch."
-            event = reject("hmac_signature_mismatch", "INVALID_SIGNATURE", error)
+            event = b.reject("hmac_signature_mismatch", "INVALID_SIGNATURE", error)
             return IntakeOutcome(action=Action.REJECT, row="6", reject=event, error=error)
         # Row 6a: nonce replay inside the window (a redelivery of the same message is not a replay).
         assert envelope.nonce is not None and envelope.ts is not None  # guaranteed by verify()
         if not self.replay.check_and_record(f"nonce:{envelope.nonce}", mid, envelope.ts, now):
-            event = reject("replay_detected", "REPLAY_DETECTED", f"Nonce {envelope.nonce} already used")
+            event = b.reject("replay_detected", "REPLAY_DETECTED", f"Nonce {envelope.nonce} already used")
             return IntakeOutcome(action=Action.REJECT, row="6a", reject=event)
         # Row 7: payload validation.
         try:
@@ -226,63 +317,22 @@ class IntentIntake:
             return IntakeOutcome(
                 action=Action.DLQ,
                 row="7",
-                dlq=dlq(f"Invalid intent: {exc}", "INVALID_INTENT"),
+                dlq=b.dlq(f"Invalid intent: {exc}", "INVALID_INTENT"),
                 counters=(COUNTER_INVALID,),
                 error=str(exc),
             )
-        return self._after_validation(envelope, intent, facts, dedupe, mid, reject, dlq)
-
-    def _after_validation(
-        self,
-        envelope: SignedEnvelope,
-        intent: NatsIntent,
-        facts: EngineFacts,
-        dedupe: tuple[str, ...],
-        mid: str,
-        reject: Callable[..., RejectEvent],
-        dlq: Callable[[str, str], DlqEvent],
-    ) -> IntakeOutcome:
-        # Row 8: policy hash.
-        if intent.policy_hash is not None and intent.policy_hash != facts.active_policy_hash:
-            exp, got = facts.active_policy_hash, intent.policy_hash
-            event = reject(
-                "policy_hash_mismatch",
-                "POLICY_HASH_MISMATCH",
-                f"Policy Hash Mismatch: Expected {exp}, Got {got}",
-                expected_policy_hash=exp,
-                got_policy_hash=got,
-                intent_id=intent.signal_id,
-            )
-            return IntakeOutcome(
-                action=Action.REJECT,
-                row="8",
-                reject=event,
-                dlq=dlq(f"Policy Hash mismatch: exp {exp} got {got}", "POLICY_HASH_MISMATCH"),
-                counters=(COUNTER_INVALID,),
-            )
-        # Row 8a: the signal id was already accepted from a different envelope.
-        identity = envelope.idempotency_key or envelope.id or (dedupe[0] if dedupe else mid)
-        owner = facts.accepted_signal_ids.get(intent.signal_id)
-        if owner is not None and owner != identity:
-            text = f"Invalid intent: Duplicate signal_id {intent.signal_id}"
-            event = reject("duplicate_signal_id", "DUPLICATE_SIGNAL_ID", text, intent_id=intent.signal_id)
-            return IntakeOutcome(
-                action=Action.REJECT, row="8a", reject=event, dlq=dlq(text, "DUPLICATE_SIGNAL_ID")
-            )
-        # Row 8b: core not ready (starting / reconciling).
-        if not facts.ready:
-            event = reject(
-                "engine_not_ready", "ENGINE_NOT_READY", "Engine not ready", intent_id=intent.signal_id
-            )
-            return IntakeOutcome(
-                action=Action.REJECT,
-                row="8b",
-                reject=event,
-                dlq=dlq(DLQ_ENGINE_NOT_READY, "ENGINE_NOT_READY"),
-            )
-        # Row 10: forward; the caller ACKs once core has journaled it with these ids.
+        identity = _identity(envelope, dedupe, mid)
         ids = dedupe if identity in dedupe else (*dedupe, identity)
-        return IntakeOutcome(action=Action.FORWARD, row="10", intent=intent, dedupe_ids=ids)
+        if facts is None:
+            return IntakeOutcome(
+                action=Action.FORWARD, row="7", intent=intent, dedupe_ids=ids, identity=identity
+            )
+        return _rows_8_to_10(intent, identity, ids, facts, b)
+
+
+def _identity(envelope: SignedEnvelope, dedupe: tuple[str, ...], mid: str) -> str:
+    """The envelope's identity for row 8a: idempotency_key ?? id ?? Nats-Msg-Id ?? message id."""
+    return envelope.idempotency_key or envelope.id or (dedupe[0] if dedupe else mid)
 
 
 # --- rows 9 and 11 (decided in core) ---------------------------------------------------------------
