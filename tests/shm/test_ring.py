@@ -161,7 +161,14 @@ def test_peek_does_not_consume_and_advance_does(make_ring: Callable[[int, int], 
 
 @pytest.mark.parametrize(
     "payload",
-    [bytearray(b"abc"), memoryview(b"hello"), memoryview(bytes(range(16))).cast("Q"), memoryview(b"")],
+    [
+        bytearray(b"abc"),
+        memoryview(b"hello"),
+        memoryview(b""),
+        memoryview(bytes(range(16))).cast("Q"),
+        memoryview(bytes(range(12))).cast("b"),
+        memoryview(bytes(range(12))).cast("B", (3, 4)),
+    ],
 )
 def test_accepts_bytes_like_payloads(
     make_ring: Callable[[int, int], Ring], payload: bytearray | memoryview

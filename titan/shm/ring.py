@@ -171,7 +171,7 @@ class Ring:
     def try_push(self, payload: bytes | bytearray | memoryview) -> bool:
         """Append one message; False (and nothing written) when the ring is full."""
         n = len(payload)
-        if type(payload) is memoryview and (payload.itemsize != 1 or payload.ndim != 1):
+        if type(payload) is memoryview and (payload.format != "B" or payload.ndim != 1):
             payload = _as_bytes_view(payload)
             n = len(payload)
         if n > self.max_payload:
