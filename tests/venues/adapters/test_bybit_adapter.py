@@ -554,3 +554,27 @@ def test_stream_control_frames() -> None:
     assert parse.parse_private_message(pong) == [StreamPong()]
     sub = b'{"success":true,"ret_msg":"","op":"subscribe","conn_id":"c"}'
     assert parse.parse_private_message(sub) == [StreamSubscribed(ok=True)]
+
+
+def test_execution_fast_is_ignored_so_fee_carrying_fills_win_dedupe() -> None:
+    fast = {
+        "topic": "execution.fast",
+        "creationTime": 1,
+        "data": [
+            {
+                "category": "linear",
+                "symbol": "BTCUSDT",
+                "execId": "e1",
+                "execPrice": "1",
+                "execQty": "1",
+                "side": "Buy",
+                "orderId": "o",
+                "isMaker": True,
+                "orderLinkId": "",
+                "execTime": "1",
+                "seq": 1,
+            }
+        ],
+    }
+    events = parse.parse_private_message(json.dumps(fast))
+    assert len(events) == 1 and not isinstance(events[0], VenueFill)

@@ -10,6 +10,8 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from titan.venues.common.client_id import ClientIdError
 from titan.venues.common.outcome import ErrorClass, OutcomeKind
@@ -509,3 +511,12 @@ def test_stream_control_frames() -> None:
     assert parse.parse_private_message(b'{"channel":"rs.personal.filter","data":"success"}', SIZES) == [
         StreamSubscribed(ok=True)
     ]
+
+
+@given(
+    contracts_count=st.integers(min_value=0, max_value=10**9),
+    size=st.sampled_from([Decimal("0.0001"), Decimal("0.001"), Decimal("0.01"), Decimal("1"), Decimal("10")]),
+)
+def test_contract_conversion_round_trips(contracts_count: int, size: Decimal) -> None:
+    base = contracts.contracts_to_base(Decimal(contracts_count), size)
+    assert contracts.base_to_contracts(base, size) == contracts_count
