@@ -17,6 +17,8 @@ from typing import Any
 
 import msgspec
 
+from titan.events.payloads import EVENT  # typed NATS events: core emits them, the bridge formats them
+
 
 class Intent(msgspec.Struct, array_like=True, gc=False, omit_defaults=True):
     """A trade intent, normalised from FastPath or NATS, before `core` validates it."""
@@ -198,7 +200,7 @@ class VenueReport(msgspec.Struct, tag="rpt", array_like=True, gc=False, omit_def
 # --- core -> bridge --------------------------------------------------------------------------
 
 
-class Event(msgspec.Struct, tag="evt", array_like=True, gc=False):
+class Event(msgspec.Struct, tag="evt", gc=False):
     """One NATS publication, formatted by core; the bridge publishes (or spools) it verbatim."""
 
     subject: str
@@ -206,7 +208,7 @@ class Event(msgspec.Struct, tag="evt", array_like=True, gc=False):
     data: bytes
 
 
-class IntakeDone(msgspec.Struct, tag="done", array_like=True, gc=False):
+class IntakeDone(msgspec.Struct, tag="done", gc=False):
     """core -> bridge: the NATS command ``ref`` is journaled (or absorbed): ACK it now."""
 
     ref: int
@@ -220,7 +222,9 @@ CORE_TO_INGRESS = Reply
 CORE_TO_GATEWAY = OrderRequest | CancelRequest
 GATEWAY_TO_CORE = VenueReport
 BRIDGE_TO_CORE = PlaceIntent | OperatorCommand
-CORE_TO_BRIDGE = Event | IntakeDone
+# core sends typed events (titan.events.payloads) so formatting JSON stays off core's hot path;
+# ``Event`` carries a publication core already formatted.
+CORE_TO_BRIDGE = Event | IntakeDone | EVENT
 
 
 def encoder() -> msgspec.msgpack.Encoder:
