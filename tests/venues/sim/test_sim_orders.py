@@ -182,7 +182,7 @@ async def test_bybit_per_uid_rate_limit_with_headers(http: aiohttp.ClientSession
         client = Bybit(http, sim.urls["bybit"])
         codes, headers = [], []
         for i in range(3):
-            status, hdrs, body = await client.post(
+            _, hdrs, body = await client.post(
                 "/v5/order/create",
                 {
                     "category": "linear",

@@ -176,7 +176,7 @@ class VenueSim:
             return on_reject(result)
         delay_ms = f.fill_delay_ms if f.fill_delay_ms is not None else self.cfg.fill_delay_ms
         if delay_ms > 0:
-            events = self.engine.execute(result.order_id)[:1]
+            events = self.engine.accepted(result.order_id)
             self.later(delay_ms / 1000, self._delayed_match, result.order_id)
         else:
             events = self.engine.execute(result.order_id)

@@ -262,6 +262,10 @@ class MatchingEngine:
             self._by_client[(req.api_key, req.client_id)] = oid
         return order
 
+    def accepted(self, order_id: str) -> list[EngineEvent]:
+        """The acceptance of a new order, without matching it yet (asynchronous venues)."""
+        return [OrderEvent(order=_snap(self.orders[order_id]))]
+
     def execute(self, order_id: str) -> list[EngineEvent]:
         """Publish the acceptance of a new order and match it against the touch as a taker."""
         return [OrderEvent(order=_snap(self.orders[order_id])), *self.match(order_id)]
