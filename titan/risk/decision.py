@@ -1,0 +1,85 @@
+"""Order decision (risk-and-state.md §10): order type and time in force, applied — not ignored.
+
+Impact model kept from upstream: ``0.7 · σ · √(notional / daily_vol) · 10⁴`` bps with σ = 0.03 and
+daily_vol = $100 M; < 5 bps post-only, < 20 limit GTC, < 50 IOC, else infeasible.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, localcontext
+from typing import Final
+
+import msgspec
+
+from titan.state.decimals import MONEY_CONTEXT
+
+SIGMA: Final = Decimal("0.03")
+DAILY_VOLUME: Final = Decimal(100_000_000)
+IMPACT_POST_ONLY_BPS: Final = Decimal(5)
+IMPACT_LIMIT_BPS: Final = Decimal(20)
+IMPACT_MAX_BPS: Final = Decimal(50)
+WIDE_SPREAD_BPS: Final = Decimal(10)
+IMBALANCE_SNIPE: Final = Decimal("0.6")
+
+
+class BookTop(msgspec.Struct, frozen=True, gc=False):
+    bid: Decimal
+    ask: Decimal
+    bid_size: Decimal
+    ask_size: Decimal
+
+
+class OrderDecision(msgspec.Struct, frozen=True, gc=False):
+    order_type: str  # LIMIT | MARKET
+    tif: str  # GTC | IOC | FOK | POST_ONLY
+    price: Decimal | None  # limit price (unrounded); None for MARKET
+    reduce_only: bool
+    tag: str  # upstream decision name, for reports and logs
+    impact_bps: Decimal
+    feasible: bool = True
+
+
+def impact_bps(notional: Decimal) -> Decimal:
+    with localcontext(MONEY_CONTEXT):
+        if notional <= 0:
+            return Decimal(0)
+        return Decimal("0.7") * SIGMA * (notional / DAILY_VOLUME).sqrt() * 10_000
+
+
+def decide_order(
+    side: int,
+    notional: Decimal,
+    limit_price: Decimal | None,
+    reduce_only: bool,
+    soft_halted: bool = False,
+    book: BookTop | None = None,
+) -> OrderDecision:
+    """Decide how to place an order. ``limit_price`` is ``entry_zone[0]`` (None: no explicit price,
+    so MARKET — never a limit at price 0)."""
+    impact = impact_bps(notional)
+    if soft_halted:
+        # Upstream's halted decision: post-only reduce-only; without a price that cannot rest, so IOC.
+        if limit_price is None:
+            return OrderDecision("MARKET", "IOC", None, True, "SYSTEM_HALTED", impact)
+        return OrderDecision("LIMIT", "POST_ONLY", limit_price, True, "SYSTEM_HALTED", impact)
+    if impact >= IMPACT_MAX_BPS:
+        return OrderDecision(
+            "LIMIT", "GTC", limit_price, reduce_only, "REJECTED_IMPACT", impact, feasible=False
+        )
+    if limit_price is None:
+        return OrderDecision("MARKET", "IOC", None, reduce_only, "MARKET_NO_PRICE", impact)
+    if book is not None and book.bid > 0 and book.ask > 0:
+        with localcontext(MONEY_CONTEXT):
+            depth = book.bid_size + book.ask_size
+            imbalance = (book.bid_size - book.ask_size) / depth if depth > 0 else Decimal(0)
+            spread_bps = (book.ask - book.bid) / ((book.ask + book.bid) / 2) * 10_000
+        if (side > 0 and imbalance > IMBALANCE_SNIPE) or (side < 0 and imbalance < -IMBALANCE_SNIPE):
+            tag = "IMBALANCE_SNIPE_BUY" if side > 0 else "IMBALANCE_SNIPE_SELL"
+            return OrderDecision("MARKET", "IOC", None, reduce_only, tag, impact)
+        if spread_bps > WIDE_SPREAD_BPS:
+            return OrderDecision("LIMIT", "POST_ONLY", limit_price, reduce_only, "WIDE_SPREAD_MAKER", impact)
+    if impact < IMPACT_POST_ONLY_BPS:
+        return OrderDecision("LIMIT", "POST_ONLY", limit_price, reduce_only, "DEFAULT_MAKER", impact)
+    if impact < IMPACT_LIMIT_BPS:
+        return OrderDecision("LIMIT", "GTC", limit_price, reduce_only, "LIMIT", impact)
+    return OrderDecision("LIMIT", "IOC", limit_price, reduce_only, "IOC", impact)
