@@ -109,7 +109,7 @@ def test_thousand_intents_survive_a_core_kill(engine: Engine) -> None:
     for f in fills:
         p = f["payload"]
         assert p["side"] == "BUY" and p["symbol"] == "BTC/USDT" and p["status"] == "FILLED"
-        assert float(p["price"]) > 0 and p["qty"] == "0.001"
+        assert float(p["price"]) > 0 and p["qty"] == "0.002"  # 100 USD at the 50000 entry, lot 0.001
 
     # core was restarted by the supervisor and is healthy again.
     new_pids = engine.pids()

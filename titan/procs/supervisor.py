@@ -91,6 +91,7 @@ class Supervisor:
         self.nats_port = nats_port
         self.http_runner: web.AppRunner | None = None
         self.board: StatusBoard | None = None
+        self.started = False  # every child started once: until then /health says "starting"
 
     # --- shared memory -----------------------------------------------------------------------
 
@@ -256,8 +257,9 @@ class Supervisor:
                 "healthy": healthy,
             }
         rings = {name: ring.depth() for name, ring in self.rings.items()}
+        ok = ok and self.started
         body: dict[str, object] = {
-            "status": "ok" if ok else "degraded",
+            "status": "ok" if ok else ("degraded" if self.started else "starting"),
             "processes": procs,
             "ring_depths": rings,
             "nats": {"url": self.nats_url, "embedded": self.nats_proc is not None},
@@ -301,6 +303,7 @@ class Supervisor:
                 await self.spawn(child)
                 await self.wait_ready(child, 30)
                 child.task = asyncio.create_task(self.watch(child))
+            self.started = True
             self.log.info("engine ready: FastPath on %s", socket_path(self.cfg))
             await self.stopping.wait()
         except Exception as exc:
