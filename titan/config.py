@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from titan.venues.sim.config import SimConfig
+
 DEFAULT_SOCKET_PATH = "/tmp/titan-ipc.sock"
 
 
@@ -33,6 +35,7 @@ class EngineSection(_Section):
     instance: str = "titan"  # prefix of shared-memory names
     log_level: str = "INFO"
     log_json: bool = False
+    start_sim: bool = False  # run the local venue simulator (titan/venues/sim) under the supervisor
 
 
 class IngressSection(_Section):
@@ -109,8 +112,50 @@ class PaperSection(_Section):
     )
 
 
+class VenueSection(_Section):
+    """A real venue (Bybit v5 linear, Binance USD-M, MEXC contract) or its simulator."""
+
+    enabled: bool = False
+    account: str = "main"
+    api_key: str = ""  # env BYBIT_API_KEY, BINANCE_API_KEY, MEXC_API_KEY
+    api_secret: str = ""  # env BYBIT_API_SECRET, BINANCE_API_SECRET, MEXC_API_SECRET
+    rest_url: str = ""
+    ws_public_url: str = ""
+    ws_private_url: str = ""
+    recv_window_ms: int = 5000
+    connect_timeout_s: float = 2.0
+    read_timeout_s: float = 5.0
+    write_timeout_s: float = 5.0
+    pool_timeout_s: float = 1.0
+    staleness_ms: int = 200
+    leverage: int = 10
+
+
+def _venue(rest: str, pub: str, priv: str, staleness_ms: int = 200) -> VenueSection:
+    return VenueSection(rest_url=rest, ws_public_url=pub, ws_private_url=priv, staleness_ms=staleness_ms)
+
+
 class VenuesSection(_Section):
     paper: PaperSection = msgspec.field(default_factory=PaperSection)
+    bybit: VenueSection = msgspec.field(
+        default_factory=lambda: _venue(
+            "https://api.bybit.com",
+            "wss://stream.bybit.com/v5/public/linear",
+            "wss://stream.bybit.com/v5/private",
+        )
+    )
+    binance: VenueSection = msgspec.field(
+        default_factory=lambda: _venue(
+            "https://fapi.binance.com",
+            "wss://fstream.binance.com/public",
+            "wss://fstream.binance.com/private",
+        )
+    )
+    mexc: VenueSection = msgspec.field(
+        default_factory=lambda: _venue(
+            "https://api.mexc.com", "wss://contract.mexc.com/edge", "wss://contract.mexc.com/edge", 1500
+        )
+    )
 
 
 class ExecutionSection(_Section):
@@ -146,6 +191,9 @@ class Config(_Section):
     shm: ShmSection = msgspec.field(default_factory=ShmSection)
     supervisor: SupervisorSection = msgspec.field(default_factory=SupervisorSection)
     shadow_fills: ShadowFillSection = msgspec.field(default_factory=ShadowFillSection)
+    # The venue simulator's own settings (titan.venues.sim.config.SimConfig); started by the
+    # supervisor when engine.start_sim is true.
+    sim: SimConfig = msgspec.field(default_factory=SimConfig)
     source_path: str = ""  # where this config was read from (set by load_config)
 
     # --- derived values -------------------------------------------------------------------
@@ -158,7 +206,10 @@ class Config(_Section):
 
     def venues_enabled(self) -> list[str]:
         """Order gateways to run, in a fixed order."""
-        return ["paper"] if self.venues.paper.enabled else []
+        v = self.venues
+        pairs = (("bybit", v.bybit), ("binance", v.binance), ("mexc", v.mexc))
+        real = [name for name, sec in pairs if sec.enabled]
+        return real + (["paper"] if v.paper.enabled else [])
 
     def ticker_pairs(self) -> list[tuple[str, str]]:
         """(venue, canonical symbol) rows of the ticker table, identical in every process."""
