@@ -161,6 +161,21 @@ class CancelRequest(msgspec.Struct, tag="cxl", array_like=True, gc=False):
     t_core_out: int
 
 
+class ReconcileRequest(msgspec.Struct, tag="rec", array_like=True, gc=False):
+    """core asks a gateway for the venue's truth (risk-and-state.md §17).
+
+    The gateway answers with the venue reports of every listed order (queried by client id), then
+    one :class:`ReconcileSnapshot`.
+    """
+
+    venue: str
+    reason: str  # start | reconnect | periodic | inflight
+    coids: list[str]  # non-terminal orders core knows (each queried by client id)
+    symbols: list[str]  # canonical symbols to fetch fills/positions/open orders for
+    fills_since_ms: int  # fetch executions from here (the last known trade time)
+    t_core_out: int
+
+
 # --- gateway -> core -------------------------------------------------------------------------
 
 # Report kinds: what the venue (or the gateway) said about one order.
@@ -197,6 +212,48 @@ class VenueReport(msgspec.Struct, tag="rpt", array_like=True, gc=False, omit_def
     t_gw_out: int = 0
 
 
+class VenueOrderSnapshot(msgspec.Struct, array_like=True, gc=False):
+    coid: str
+    venue_order_id: str
+    symbol: str
+    side: str
+    qty: str
+    price: str | None
+    filled_qty: str
+    state: str  # our FSM state (venues.md §5 table)
+
+
+class VenuePositionSnapshot(msgspec.Struct, array_like=True, gc=False):
+    symbol: str
+    size: str  # signed, base units
+    entry_price: str
+    mark_price: str | None = None
+
+
+class ReconcileSnapshot(msgspec.Struct, tag="snap", array_like=True, gc=False):
+    """The venue's truth after a ReconcileRequest (fills come first as FILL VenueReports)."""
+
+    venue: str
+    reason: str
+    ok: bool  # False: the venue could not be queried; core keeps the venue reconciling
+    error: str
+    open_orders: list[VenueOrderSnapshot]  # including foreign ones (coid not ours)
+    positions: list[VenuePositionSnapshot]
+    balance: str | None  # wallet balance in the settlement asset
+    t_gw_out: int
+
+
+class VenueStatus(msgspec.Struct, tag="vst", array_like=True, gc=False):
+    """Session health of one venue, sent on every change (and reconnects of the private stream)."""
+
+    venue: str
+    session: str  # UP | DOWN
+    private_stream: str  # UP | DOWN | RECONNECTED
+    limited_until_ms: int  # cooldown end (0: none)
+    limited_reason: str
+    t_gw_out: int
+
+
 # --- core -> bridge --------------------------------------------------------------------------
 
 
@@ -219,8 +276,8 @@ class IntakeDone(msgspec.Struct, tag="done", gc=False):
 
 INGRESS_TO_CORE = Prepare | Confirm | Abort
 CORE_TO_INGRESS = Reply
-CORE_TO_GATEWAY = OrderRequest | CancelRequest
-GATEWAY_TO_CORE = VenueReport
+CORE_TO_GATEWAY = OrderRequest | CancelRequest | ReconcileRequest
+GATEWAY_TO_CORE = VenueReport | ReconcileSnapshot | VenueStatus
 BRIDGE_TO_CORE = PlaceIntent | OperatorCommand
 # core sends typed events (titan.events.payloads) so formatting JSON stays off core's hot path;
 # ``Event`` carries a publication core already formatted.

@@ -24,6 +24,7 @@ from titan.messages import (
     Event,
     OrderRequest,
     Reply,
+    VenueReport,
     decoder,
     encoder,
 )
@@ -172,7 +173,9 @@ def main() -> None:
                 if view is None:
                     break
                 now = mono()
-                engine.on_report(dec_rep(view), now, wall() // 1_000_000)
+                msg = dec_rep(view)
+                if isinstance(msg, VenueReport):
+                    engine.on_report(msg, now, wall() // 1_000_000)
                 out.flush()
                 ring.advance()
                 busy = True

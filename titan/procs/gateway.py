@@ -19,7 +19,6 @@ from titan.messages import (
     CORE_TO_GATEWAY,
     FILL,
     REJECTED,
-    CancelRequest,
     OrderRequest,
     VenueReport,
     decoder,
@@ -142,7 +141,7 @@ def main() -> None:
         while (view := orders.peek()) is not None:
             t_in = time.monotonic_ns()
             msg = dec(view)
-            if isinstance(msg, CancelRequest):
+            if not isinstance(msg, OrderRequest):
                 orders.advance()  # paper market orders are filled at once: nothing rests to cancel
                 continue
             data = enc(venue.execute(msg, t_in))
