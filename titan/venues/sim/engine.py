@@ -17,6 +17,7 @@ from titan.venues.sim.config import SimAccount, SimInstrument
 from titan.venues.sim.prices import Quote
 
 ZERO = Decimal(0)
+AVG_PRICE_QUANTUM = Decimal("1E-10")
 
 
 class Reject(enum.Enum):
@@ -56,7 +57,7 @@ class Order(msgspec.Struct, kw_only=True):
 
     @property
     def avg_price(self) -> Decimal | None:
-        return self.filled_value / self.filled if self.filled else None
+        return (self.filled_value / self.filled).quantize(AVG_PRICE_QUANTUM) if self.filled else None
 
     @property
     def is_open(self) -> bool:
@@ -380,7 +381,8 @@ class MatchingEngine:
         delta = qty if side == "BUY" else -qty
         if pos.qty == 0 or (pos.qty > 0) == (delta > 0):
             total = abs(pos.qty) + qty
-            pos.avg_price = (abs(pos.qty) * pos.avg_price + qty * price) / total
+            # Quantised like a venue's entry price, so realised PnL stays an exact finite decimal.
+            pos.avg_price = ((abs(pos.qty) * pos.avg_price + qty * price) / total).quantize(AVG_PRICE_QUANTUM)
             pos.qty += delta
             return ZERO
         closed = min(abs(pos.qty), qty)
