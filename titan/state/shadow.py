@@ -12,6 +12,7 @@ from typing import Final
 
 import msgspec
 
+from titan.risk.dedupe import SeenIds
 from titan.state.decimals import MONEY_CONTEXT, ZERO
 
 DAY_MS: Final = 86_400_000
@@ -146,12 +147,14 @@ class ShadowSnapshot(msgspec.Struct, frozen=True):
 class ShadowBook:
     """Positions, cash and trade records of every account; the single writer is ``core``."""
 
-    def __init__(self, quote_asset: str = "USDT", daily_days_kept: int = 3) -> None:
+    def __init__(
+        self, quote_asset: str = "USDT", daily_days_kept: int = 3, trade_ids_kept: int = 1_000_000
+    ) -> None:
         self.quote_asset = quote_asset
         self.positions: dict[PositionKey, Position] = {}
         self.cash: dict[str, Decimal] = {}
         self.other_fees: dict[tuple[str, str], Decimal] = {}
-        self.seen_trades: set[tuple[str, str]] = set()
+        self.seen_trades: SeenIds[tuple[str, str]] = SeenIds(trade_ids_kept)
         self.open_seq = 0
         self.trade_count = 0
         self.daily: dict[int, DailyPnl] = {}
@@ -191,9 +194,8 @@ class ShadowBook:
         if fill.qty <= 0 or fill.side not in (1, -1):
             raise ValueError(f"invalid fill {fill.venue}:{fill.trade_id}: side {fill.side}, qty {fill.qty}")
         dedupe_key = (fill.venue, fill.trade_id)
-        if dedupe_key in self.seen_trades:
+        if not self.seen_trades.add(dedupe_key):
             return FillEffect(applied=False)
-        self.seen_trades.add(dedupe_key)
         with localcontext(MONEY_CONTEXT):
             return self._apply(fill)
 

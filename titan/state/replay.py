@@ -1,0 +1,206 @@
+"""Rebuild core's trading state from journal records, deterministically (risk-and-state.md §15.5).
+
+:class:`CoreState` is the state the journal describes: shadow book, live intents and their legs
+(finished ones leave memory), idempotency windows and the persisted risk control. The engine can
+apply each record as it journals it, so live state and replayed state are built by the same code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+from pathlib import Path
+
+import msgspec
+
+from titan.risk.dedupe import CausationWindow, SeenIds
+from titan.risk.state import RiskControlState
+from titan.state.decimals import ZERO
+from titan.state.fsm import IntentStatus, LegFsm, LegProgress, intent_status
+from titan.state.journal import TornTail, scan_journal
+from titan.state.records import (
+    CashRecord,
+    CoidAdopted,
+    FillRecord,
+    FundingRecord,
+    IntentAccepted,
+    IntentDenied,
+    JournalEntry,
+    LegTransitionRecord,
+    PolicyRecord,
+    Record,
+    RiskRecord,
+)
+from titan.state.shadow import FillEffect, ShadowBook, ShadowSnapshot
+
+
+class TrackedLeg(msgspec.Struct, gc=False):
+    fsm: LegFsm
+    signal_id: str
+    venue: str
+    leg: int
+    account: str
+    side: int
+    qty: Decimal
+    filled_qty: Decimal = ZERO
+
+
+class TrackedIntent(msgspec.Struct, gc=False):
+    accepted: IntentAccepted
+    status: IntentStatus = IntentStatus.PENDING
+
+
+class CoreSnapshot(msgspec.Struct, frozen=True):
+    """A deterministic, comparable picture of :class:`CoreState`."""
+
+    last_seq: int
+    shadow: ShadowSnapshot
+    legs: tuple[TrackedLeg, ...]
+    intents: tuple[tuple[str, IntentStatus], ...]
+    risk: RiskControlState
+    policy_hash: str | None
+    accepted_ids: int
+    illegal_transitions: int
+
+
+class CoreState:
+    def __init__(
+        self,
+        quote_asset: str = "USDT",
+        signal_ids_kept: int = 1_000_000,
+        causation_ttl_ms: int = 5_000,
+    ) -> None:
+        self.shadow = ShadowBook(quote_asset)
+        self.legs: dict[str, TrackedLeg] = {}
+        self.intents: dict[str, TrackedIntent] = {}
+        self.accepted_ids: SeenIds[str] = SeenIds(signal_ids_kept)
+        self.causation = CausationWindow(causation_ttl_ms)
+        self.risk = RiskControlState()
+        self.policy_document: str | None = None
+        self.policy_hash: str | None = None
+        self.last_seq = 0
+        self.illegal_transitions = 0
+
+    # --- apply ----------------------------------------------------------------------------------
+
+    def apply_entry(self, entry: JournalEntry) -> FillEffect | None:
+        self.last_seq = entry.seq
+        return self.apply(entry.record, entry.t_ms)
+
+    def apply(self, record: Record, t_ms: int) -> FillEffect | None:
+        """Apply one state change; returns the shadow effect for fills (trades to publish)."""
+        match record:
+            case IntentAccepted():
+                self._accept(record, t_ms)
+            case IntentDenied():
+                if not record.duplicate:
+                    self.causation.record(record.causation_id, t_ms)
+            case LegTransitionRecord():
+                self._transition(record)
+            case CoidAdopted():
+                fsm = LegFsm(record.signal_id, record.coid, record.symbol, state=record.state)
+                self.legs[record.coid] = TrackedLeg(
+                    fsm, record.signal_id, record.venue, record.leg, record.account, 0, ZERO
+                )
+            case FillRecord():
+                return self._fill(record)
+            case FundingRecord():
+                self.shadow.apply_funding(
+                    record.account, record.venue, record.symbol, record.amount, record.ts_ms, record.asset
+                )
+            case CashRecord():
+                self.shadow.set_cash(record.account, record.amount)
+            case RiskRecord():
+                self.risk = record.state
+            case PolicyRecord():
+                self.policy_document = record.document
+                self.policy_hash = record.policy_hash
+        return None
+
+    def _accept(self, record: IntentAccepted, t_ms: int) -> None:
+        self.accepted_ids.add(record.signal_id)
+        self.causation.record(record.causation_id, t_ms)
+        self.intents[record.signal_id] = TrackedIntent(record)
+        for plan in record.legs:
+            fsm = LegFsm(record.signal_id, plan.coid, record.symbol)
+            self.legs[plan.coid] = TrackedLeg(
+                fsm, record.signal_id, plan.venue, plan.leg, record.account, record.side, plan.qty
+            )
+
+    def _transition(self, record: LegTransitionRecord) -> None:
+        leg = self.legs.get(record.coid)
+        if leg is None:
+            return  # the order finished and left memory; the journal keeps its history
+        if not leg.fsm.advance(record.to_state, record.t_mono_ns, record.t_wall_ms, record.reason):
+            self.illegal_transitions += 1
+            return
+        self._update_intent(leg.signal_id)
+
+    def _fill(self, record: FillRecord) -> FillEffect:
+        effect = self.shadow.apply_fill(record.fill)
+        leg = self.legs.get(record.fill.client_order_id)
+        if effect.applied and leg is not None:
+            leg.filled_qty += record.fill.qty
+            self._update_intent(leg.signal_id)
+        return effect
+
+    def _update_intent(self, signal_id: str) -> None:
+        tracked = self.intents.get(signal_id)
+        if tracked is None:
+            return
+        plans = tracked.accepted.legs
+        legs = [self.legs[p.coid] for p in plans if p.coid in self.legs]
+        target = tracked.accepted.quantity - tracked.accepted.unallocated
+        tracked.status = intent_status((LegProgress(x.fsm.state, x.filled_qty) for x in legs), target)
+        if legs and all(x.fsm.terminal for x in legs):
+            # Finished: leave memory (bounded state); a late report is applied to the shadow only.
+            del self.intents[signal_id]
+            for plan in plans:
+                self.legs.pop(plan.coid, None)
+
+    # --- views the checks need -------------------------------------------------------------------
+
+    def open_intents(self, symbol: str) -> int:
+        return sum(1 for t in self.intents.values() if t.accepted.symbol == symbol)
+
+    def working_signed_qty(self, symbol: str) -> Decimal:
+        total = ZERO
+        for leg in self.legs.values():
+            if not leg.fsm.terminal and leg.fsm.symbol == symbol:
+                total += leg.side * max(leg.qty - leg.filled_qty, ZERO)
+        return total
+
+    def snapshot(self) -> CoreSnapshot:
+        return CoreSnapshot(
+            last_seq=self.last_seq,
+            shadow=self.shadow.snapshot(),
+            legs=tuple(_copy_leg(self.legs[k]) for k in sorted(self.legs)),
+            intents=tuple((k, self.intents[k].status) for k in sorted(self.intents)),
+            risk=self.risk,
+            policy_hash=self.policy_hash,
+            accepted_ids=len(self.accepted_ids),
+            illegal_transitions=self.illegal_transitions,
+        )
+
+
+def _copy_leg(leg: TrackedLeg) -> TrackedLeg:
+    fsm = msgspec.structs.replace(leg.fsm, transitions=list(leg.fsm.transitions))
+    return msgspec.structs.replace(leg, fsm=fsm)
+
+
+def replay_entries(entries: Iterable[JournalEntry], state: CoreState | None = None) -> CoreState:
+    state = state or CoreState()
+    for entry in entries:
+        state.apply_entry(entry)
+    return state
+
+
+def replay_journal(path: str | Path, state: CoreState | None = None) -> tuple[CoreState, TornTail | None]:
+    """Rebuild state from the journal at ``path``; also returns where a torn tail was dropped."""
+    scan = scan_journal(path)
+    return replay_entries(scan.entries, state), scan.torn
+
+
+def render_state(state: CoreState) -> bytes:
+    """Canonical JSON of the replayed state (``titan replay``): byte-identical across runs."""
+    return msgspec.json.encode(state.snapshot(), order="deterministic")
