@@ -141,3 +141,10 @@ def test_upstream_display_strings() -> None:
     )
     assert dlq_reason(ReasonCode.INTENT_EXPIRED, latency_ms=6001) == "Intent EXPIRED: 6001 ms latency"
     assert render_reason(ReasonCode.INTENT_EXPIRED, latency_ms=6001) == "Latency 6001 ms"
+
+
+def test_duplicate_keys_and_bad_json_are_refused() -> None:
+    with pytest.raises(PolicyError, match="duplicate"):
+        parse_policy(CANONICAL_TEXT[:-1] + ',"version":2}')
+    with pytest.raises(PolicyError, match="invalid JSON"):
+        parse_policy(b"{not json")

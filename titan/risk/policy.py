@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from decimal import Decimal
 from enum import IntEnum
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Final
 
 import msgspec
 
+from titan.canonical import JsonError, canonical_json, parse_json
 from titan.symbols import SymbolError, normalize_symbol
 
 
@@ -119,10 +119,11 @@ def _whitelist(key: str, value: object) -> tuple[str, ...]:
 
 def parse_policy(text: bytes | str) -> RiskPolicy:
     """Parse a policy document; a missing required key raises :class:`PolicyError` naming it."""
+    data = text.encode("utf-8") if isinstance(text, str) else text
     try:
-        exact = json.loads(text, parse_float=Decimal)
-        as_js = json.loads(text)
-    except json.JSONDecodeError as exc:
+        as_js = parse_json(data)  # as JavaScript reads it (doubles), duplicate keys refused
+        exact = json.loads(data, parse_float=Decimal)
+    except (JsonError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise PolicyError(f"risk policy: invalid JSON: {exc}") from None
     if not isinstance(exact, dict):
         raise PolicyError("risk policy: document must be a JSON object")
@@ -178,79 +179,14 @@ def load_policy(path: str | Path) -> RiskPolicy:
         raise PolicyError(f"{exc} ({path})") from None
 
 
+def canonical_policy_json(document: object) -> bytes:
+    """Canonical JSON (fastpath.md §6: JavaScript numbers, recursive key sort) of a parsed document."""
+    try:
+        return canonical_json(document)
+    except JsonError as exc:
+        raise PolicyError(f"risk policy: {exc}") from None
+
+
 def policy_hash(document: object) -> str:
     """Lowercase hex SHA-256 of the canonical JSON of the document as loaded (§2.2)."""
     return hashlib.sha256(canonical_policy_json(document)).hexdigest()
-
-
-# --- canonical JSON as JavaScript prints it (fastpath.md §6) -----------------------------------
-# A local copy kept deliberately small: the policy document only holds numbers, strings, lists and
-# objects. The shared implementation is ``titan.canonical``; both are tested against §2.2's vector.
-
-
-def _js_number(value: float) -> str:
-    if not math.isfinite(value):
-        raise PolicyError("risk policy: non-finite number")
-    if value == 0:
-        return "0"
-    sign = "-" if value < 0 else ""
-    # repr gives the shortest round-trip digits, as JavaScript does.
-    parsed = Decimal(repr(abs(value))).as_tuple()
-    digits = "".join(map(str, parsed.digits)).rstrip("0") or "0"
-    trailing = len(parsed.digits) - len(digits)
-    assert isinstance(parsed.exponent, int)  # finite
-    # value = 0.<digits> × 10^point
-    point = len(digits) + parsed.exponent + trailing
-    if -6 < point <= 21:
-        if point <= 0:
-            return f"{sign}0.{'0' * -point}{digits}"
-        if point >= len(digits):
-            return sign + digits + "0" * (point - len(digits))
-        return f"{sign}{digits[:point]}.{digits[point:]}"
-    exponent = point - 1
-    body = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-    return f"{sign}{body}e{'+' if exponent > 0 else '-'}{abs(exponent)}"
-
-
-def _key_order(key: str) -> tuple[int, int, bytes]:
-    if key.isdigit() and key.isascii() and (key == "0" or key[0] != "0") and int(key) <= 4294967294:
-        return (0, int(key), b"")
-    return (1, 0, key.encode("utf-16-be", "surrogatepass"))
-
-
-def _canonical(value: object, out: list[str]) -> None:
-    if value is None:
-        out.append("null")
-    elif value is True:
-        out.append("true")
-    elif value is False:
-        out.append("false")
-    elif isinstance(value, int | float):
-        out.append(_js_number(float(value)))
-    elif isinstance(value, str):
-        out.append(json.dumps(value, ensure_ascii=False))
-    elif isinstance(value, list | tuple):
-        out.append("[")
-        for i, item in enumerate(value):
-            if i:
-                out.append(",")
-            _canonical(item, out)
-        out.append("]")
-    elif isinstance(value, dict):
-        out.append("{")
-        for i, key in enumerate(sorted(value, key=_key_order)):
-            if i:
-                out.append(",")
-            out.append(json.dumps(key, ensure_ascii=False))
-            out.append(":")
-            _canonical(value[key], out)
-        out.append("}")
-    else:
-        raise PolicyError(f"risk policy: cannot canonicalise {type(value).__name__}")
-
-
-def canonical_policy_json(document: object) -> bytes:
-    """Canonical JSON bytes of a parsed JSON document (numbers as JavaScript doubles)."""
-    out: list[str] = []
-    _canonical(document, out)
-    return "".join(out).encode("utf-8")
