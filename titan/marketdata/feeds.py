@@ -91,8 +91,8 @@ class BybitFeed:
 
     def __init__(self, ws_url: str, symbols: list[str]) -> None:
         self._url = ws_url
-        self.symbols = list(symbols)
-        self._topics = {f"tickers.{venue_symbol(s, 'bybit')}": s for s in symbols}
+        self.symbols = canonical_symbols(symbols)
+        self._topics = {f"tickers.{venue_symbol(s, 'bybit')}": s for s in self.symbols}
         self._state: dict[str, dict[str, Any]] = {}
         self._req = 0
 
@@ -165,10 +165,10 @@ class BinanceFeed:
         if mode not in ("stream", "subscribe"):
             raise ValueError(f"binance_mode must be 'stream' or 'subscribe', not {mode!r}")
         self._base = ws_url.rstrip("/")
-        self.symbols = list(symbols)
+        self.symbols = canonical_symbols(symbols)
         self._mode = mode
-        self._streams = {f"{venue_symbol(s, 'binance').lower()}@bookTicker": s for s in symbols}
-        self._by_venue_symbol = {venue_symbol(s, "binance"): s for s in symbols}
+        self._streams = {f"{venue_symbol(s, 'binance').lower()}@bookTicker": s for s in self.symbols}
+        self._by_venue_symbol = {venue_symbol(s, "binance"): s for s in self.symbols}
         self._last_u: dict[str, int] = {}
         self._req = 0
 
@@ -236,8 +236,8 @@ class MexcFeed:
 
     def __init__(self, ws_url: str, symbols: list[str]) -> None:
         self._url = ws_url
-        self.symbols = list(symbols)
-        self._by_venue_symbol = {venue_symbol(s, "mexc"): s for s in symbols}
+        self.symbols = canonical_symbols(symbols)
+        self._by_venue_symbol = {venue_symbol(s, "mexc"): s for s in self.symbols}
 
     def url(self) -> str:
         return self._url
