@@ -12,8 +12,8 @@ from typing import Any
 import msgspec
 import nats
 import pytest
-from titan.client import FastPathClient
 
+from titan.client import FastPathClient
 from titan.harness import SECRET, Engine, eventually, pid_alive, start_engine
 
 N_INTENTS = 1000
@@ -41,7 +41,7 @@ def assert_clean_shutdown(engine: Engine, pids: dict[str, int]) -> None:
     assert engine.shm_leftovers() == [], "shared-memory segments left behind"
 
 
-async def drive(engine: Engine) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, int]]:
+async def drive(engine: Engine) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, int], int]:
     fills: list[dict[str, Any]] = []
     nc = await nats.connect(engine.nats_url)
 
@@ -53,35 +53,44 @@ async def drive(engine: Engine) -> tuple[dict[str, Any], list[dict[str, Any]], d
     client = FastPathClient(engine.socket_path, SECRET, timeout=5.0)
     await client.connect()
     outcomes: dict[str, Any] = {}
+    not_ready = 0
     pids_before = engine.pids()
     try:
         for i in range(N_INTENTS):
             if i == KILL_AT:
                 os.kill(pids_before["core"], signal.SIGKILL)
             sid = f"e2e-{i}"
-            try:
-                prep = await client.prepare(sid, "BTCUSDT", "LONG", 50000, 50100, position_size=100)
-            except Exception as exc:  # a protocol error the client raises is a clear error too
-                outcomes[sid] = ("prepare-error", str(exc))
-                continue
-            if not field(prep, "prepared"):
-                outcomes[sid] = ("prepare-rejected", field(prep, "reason"))
-                continue
-            try:
-                conf = await client.confirm(sid)
-            except Exception as exc:
-                outcomes[sid] = ("confirm-error", str(exc))
-                continue
-            outcomes[sid] = (
-                "executed" if field(conf, "executed") else "confirm-rejected",
-                field(conf, "status") or field(conf, "reason"),
-            )
+            # A strategy retries ENGINE_NOT_READY (nothing happened) until core is back: bounded.
+            for _attempt in range(500):
+                outcome = await one_intent(client, sid)
+                if "ENGINE_NOT_READY" not in str(outcome[1]):
+                    break
+                not_ready += 1
+                await asyncio.sleep(0.01)
+            outcomes[sid] = outcome
         n_filled = sum(1 for kind, status in outcomes.values() if kind == "executed" and status == "FILLED")
         await asyncio.wait_for(_until(lambda: len(fills) >= n_filled), 30)
     finally:
         await client.close()
         await nc.drain()
-    return outcomes, fills, pids_before
+    return outcomes, fills, pids_before, not_ready
+
+
+async def one_intent(client: FastPathClient, sid: str) -> tuple[str, Any]:
+    """PREPARE then CONFIRM; returns (kind, status or reason)."""
+    try:
+        prep = await client.prepare(sid, "BTCUSDT", "LONG", 50000, 50100, position_size=100)
+    except Exception as exc:  # a protocol error the client raises is a clear error too
+        return ("prepare-error", str(exc))
+    if not field(prep, "prepared"):
+        return ("prepare-rejected", field(prep, "reason"))
+    try:
+        conf = await client.confirm(sid)
+    except Exception as exc:
+        return ("confirm-error", str(exc))
+    if field(conf, "executed"):
+        return ("executed", field(conf, "status"))
+    return ("confirm-rejected", field(conf, "reason"))
 
 
 async def _until(cond: Any) -> None:
@@ -90,7 +99,7 @@ async def _until(cond: Any) -> None:
 
 
 def test_thousand_intents_survive_a_core_kill(engine: Engine) -> None:
-    outcomes, fills, pids = asyncio.run(drive(engine))
+    outcomes, fills, pids, not_ready = asyncio.run(drive(engine))
 
     # Every request got an answer: a fill, or a clear error code — never silence.
     assert len(outcomes) == N_INTENTS
@@ -99,8 +108,10 @@ def test_thousand_intents_survive_a_core_kill(engine: Engine) -> None:
     errors = {sid: v for sid, v in outcomes.items() if sid not in filled}
     for _sid, (kind, detail) in errors.items():
         assert detail, f"{kind} without a reason"
-    # The kill costs a handful of intents around it, not the run.
-    assert len(filled) >= N_INTENTS - 50, (kinds.count("executed"), errors)
+    # While core was down, ingress answered ENGINE_NOT_READY at once (the clear error), and once the
+    # supervisor had restarted core every intent went through.
+    assert not_ready > 0
+    assert len(filled) >= N_INTENTS - 5, (kinds.count("executed"), errors)
 
     # One fill event per filled intent, none for anything else, none twice.
     fill_sids = [f["payload"]["signalId"] for f in fills]
