@@ -50,6 +50,17 @@ class TrackedIntent(msgspec.Struct, gc=False):
     status: IntentStatus = IntentStatus.PENDING
 
 
+class CheckViews(msgspec.Struct, frozen=True, gc=False):
+    """The account/symbol views :class:`titan.risk.checks.CheckInputs` takes (same field names)."""
+
+    positions: dict[str, Decimal]
+    working_signed_qty: Decimal
+    open_intents: int
+    daily_pnl: Decimal
+    equity: Decimal | None
+    gross_exposure: Decimal
+
+
 class CoreSnapshot(msgspec.Struct, frozen=True):
     """A deterministic, comparable picture of :class:`CoreState`."""
 
@@ -169,6 +180,19 @@ class CoreState:
             if not leg.fsm.terminal and leg.fsm.symbol == symbol:
                 total += leg.side * max(leg.qty - leg.filled_qty, ZERO)
         return total
+
+    def check_views(self, account: str, symbol: str, now_ms: int, daily_net: bool = True) -> CheckViews:
+        positions = {
+            p.venue: p.signed_size for p in self.shadow.iter_positions(account) if p.symbol == symbol
+        }
+        return CheckViews(
+            positions=positions,
+            working_signed_qty=self.working_signed_qty(symbol),
+            open_intents=self.open_intents(symbol),
+            daily_pnl=self.shadow.daily_pnl(now_ms, daily_net),
+            equity=self.shadow.equity(account),
+            gross_exposure=self.shadow.gross_exposure(account),
+        )
 
     def snapshot(self) -> CoreSnapshot:
         return CoreSnapshot(

@@ -1,0 +1,52 @@
+"""From a wire :class:`titan.messages.Intent` to the :class:`RiskIntent` the checks read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+
+import msgspec
+
+from titan.messages import Intent
+from titan.risk.checks import RiskIntent
+from titan.state.decimals import parse_decimal
+from titan.symbols import DEFAULT_QUOTE_ASSETS, SymbolError, normalize_symbol
+
+
+class IntakeError(ValueError):
+    """The intent cannot be checked at all; the caller denies it ``INVALID_INTENT`` with this text."""
+
+
+def risk_intent(
+    intent: Intent, size: Decimal | None = None, quote_assets: Iterable[str] = DEFAULT_QUOTE_ASSETS
+) -> RiskIntent:
+    """Normalise symbol and decimals; ``size`` overrides ``intent.size`` (intents sized at PREPARE)."""
+    try:
+        symbol = normalize_symbol(intent.symbol, quote_assets)
+    except SymbolError as exc:
+        raise IntakeError(str(exc)) from None
+    try:
+        quantity = size if size is not None else parse_decimal(intent.size or "0")
+        zone = tuple(parse_decimal(p) for p in intent.entry_zone)
+    except ValueError as exc:
+        raise IntakeError(str(exc)) from None
+    return RiskIntent(
+        signal_id=intent.signal_id,
+        source=intent.source,
+        symbol=symbol,
+        intent_type=intent.intent_type,
+        direction=intent.direction,
+        size=quantity,
+        t_signal_ms=intent.t_signal_ms,
+        entry_zone=zone,
+        exchange=intent.exchange.strip().lower() if intent.exchange else None,
+        policy_hash=intent.policy_hash,
+        ttl_ms=intent.ttl_ms,
+        causation_id=intent.causation_id,
+        account=intent.account,
+        status=intent.status,
+    )
+
+
+def with_size(intent: RiskIntent, size: Decimal) -> RiskIntent:
+    return msgspec.structs.replace(intent, size=size)
