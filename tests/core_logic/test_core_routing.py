@@ -187,3 +187,31 @@ def test_cooldown_backoff_doubles_and_expires() -> None:
     assert cooldown.trigger("mexc", now_ms=1_000) == 5_000  # doubled
     assert cooldown.cooling_until("mexc", 5_000) is None
     assert cooldown.trigger("bybit", now_ms=0, until_ms=600_000) == 600_000
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    signal_id=st.text(min_size=1, max_size=128),
+    venue=st.sampled_from(["bybit", "binance", "mexc", "paper"]),
+    leg=st.integers(0, 99),
+    attempt=st.integers(0, 35),
+)
+def test_client_ids_always_fit_every_venue(signal_id: str, venue: str, leg: int, attempt: int) -> None:
+    coid = client_order_id(signal_id, venue, leg, attempt)
+    assert len(coid) == 26 and re.fullmatch(r"[a-z0-9]{26}", coid) and is_our_coid(coid)
+    assert coid == client_order_id(signal_id, venue, leg, attempt)
+
+
+@settings(max_examples=100, deadline=None)
+@given(requests=st.lists(st.tuples(st.integers(0, 300_000_000), st.integers(1, 3)), max_size=60))
+def test_bucket_never_grants_more_than_capacity_plus_refill(requests: list[tuple[int, int]]) -> None:
+    spec = BucketSpec("create", capacity=10, rate_per_s=10)
+    state = full_bucket(spec, now_ns=0)
+    now = granted = 0
+    for step_ns, n in requests:
+        now += step_ns
+        if try_acquire(spec, state, n, now):
+            granted += n
+    # Tokens granted ≤ initial capacity + everything refilled since (10 per second).
+    assert granted * 10**9 <= spec.capacity * 10**9 + now * spec.rate_per_s
+    assert 0 <= state.level_nt <= spec.capacity * 10**9
