@@ -91,6 +91,7 @@ class Spool:
         self._backlog_bytes = 0
         self._pending = bytearray()  # appended, not yet written
         self._pending_records = 0
+        self._unsynced = False  # written to the OS since the last fsync
         segments = self._segments()
         for index in segments:
             if index < self._head.segment:
@@ -128,6 +129,11 @@ class Spool:
     @property
     def backlog_bytes(self) -> int:
         return self._backlog_bytes + len(self._pending)
+
+    @property
+    def head(self) -> SpoolPosition:
+        """Position of the oldest unpublished record (everything before it was committed)."""
+        return self._head
 
     @property
     def full(self) -> bool:
@@ -171,15 +177,27 @@ class Spool:
         self._backlog_records += self._pending_records
         self._pending.clear()
         self._pending_records = 0
+        self._unsynced = True
         return True
+
+    def write(self) -> None:
+        """Hand every appended record to the OS without fsync: survives a killed process, not power loss.
+
+        The bridge calls this before it advances the event-ring cursor past a record (the ring lives
+        in shared memory, which a power loss erases too) and :meth:`flush` once per batch.
+        """
+        self._write_pending()
 
     def flush(self) -> None:
         """Write every appended record and fsync once (grouped durability)."""
-        if self._write_pending():
+        self._write_pending()
+        if self._unsynced:
             os.fsync(self._fd)
+            self._unsynced = False
 
     def _rotate(self) -> None:
         os.fsync(self._fd)
+        self._unsynced = False
         os.close(self._fd)
         self._tail_index += 1
         self._fd = os.open(
@@ -190,11 +208,15 @@ class Spool:
 
     # --- replay ---------------------------------------------------------------------------------
 
-    def read(self, max_records: int) -> list[SpooledRecord]:
-        """The oldest unpublished records, in order (does not consume them)."""
+    def read(self, max_records: int, start: SpoolPosition | None = None) -> list[SpooledRecord]:
+        """Unpublished records in order from ``start`` (default: the head); does not consume them.
+
+        A publisher with several batches in flight passes the ``end`` of the last record it read.
+        """
         self._write_pending()  # in order behind what is already on disk
         out: list[SpooledRecord] = []
-        segment, offset = self._head.segment, self._head.offset
+        begin = self._head if start is None or start < self._head else start
+        segment, offset = begin.segment, begin.offset
         while len(out) < max_records and segment <= self._tail_index:
             path = self.directory / _segment_name(segment)
             if not path.exists():

@@ -1,8 +1,48 @@
-"""`bridge`: publishes core's events on NATS JetStream.
+"""`bridge`: the engine's only NATS client (nats.md): JetStream events out, signed commands in.
 
-The trading path never waits on NATS: events are drained from the ring into a local queue at
-once and published with a bounded window of asynchronous JetStream publishes, each with its
-deterministic ``Nats-Msg-Id`` so a re-publish after a reconnect is deduplicated by the stream.
+Out: core's event ring (``Event`` as formatted by core, or a typed event of
+:mod:`titan.events.payloads` formatted here) is drained into the disk spool at once — the trading
+path never waits on NATS — and the spool is published in order, each record with its deterministic
+``Nats-Msg-Id`` so a re-publish after a reconnect, a timeout or a crash is deduplicated by
+JetStream. A record is handed to the OS (``Spool.write``) before the ring cursor moves past it, so a
+killed bridge loses nothing (the ring is in shared memory, which a power loss erases as well, so the
+fsync is grouped on a short timer). Spool records are committed only after their publish acks.
+While NATS is away the spool grows (bounded by ``spool_max_bytes``); when it is full the ring is
+simply not drained any further (core keeps the overflow, nothing is dropped) and the board says so.
+
+In: durable pull consumers of §8 (``EXECUTION_CORE`` or this instance's partition,
+``RISK_ENFORCER``, ``OPERATOR_CONTROL``) fetched in batches. Place intents pass rows 3–7 of §5 here
+(:meth:`IntentIntake.authenticate`); refused ones get their reject event / DLQ message spooled and
+are ACKed; accepted ones go to core as :class:`PlaceIntent` and are ACKed only when core's
+``IntakeDone(ref)`` arrives (after its journal has them). Operator and risk commands (§10) are
+authenticated here and forwarded as :class:`OperatorCommand`; they are ACKed on ``IntakeDone(ref)``
+or, if core does not answer operator commands, ``operator_ack_after_s`` after they reached the ring
+(the ring survives a core restart). Heartbeats (§10.4) and risk-state events (§10.5) are core-NATS
+subscriptions forwarded as ``HEARTBEAT`` / ``RISK_STATE`` commands; §11 request-reply is answered from
+the latest truth snapshot and balance event core published (:mod:`titan.events.rpc`).
+
+Status board counters of the ``bridge`` row (``board.read("bridge").counters[i]``):
+
+====  ======================  ==================================================================
+ i    name                    meaning
+====  ======================  ==================================================================
+ 0    nats_connected          gauge: 1 while connected to NATS
+ 1    spool_backlog_records   gauge: records in the spool not yet acknowledged by NATS
+ 2    spool_backlog_bytes     gauge: bytes of those records
+ 3    spool_full              gauge: 1 while the spool refuses records (the event ring backs up)
+ 4    events_published        counter: records acknowledged by JetStream (or sent on core NATS)
+ 5    events_spooled          counter: records appended to the spool
+ 6    intents_forwarded       counter: PlaceIntent pushed to core
+ 7    intents_acked           counter: place intents ACKed after core's IntakeDone
+ 8    intents_refused         counter: place intents refused here (§5 rows 3–7)
+ 9    invalid_intents         counter: this process's share of titan_execution_invalid_intents_total
+ 10   operator_forwarded      counter: operator/risk commands pushed to core
+ 11   operator_rejected       counter: operator_rejected_total (all reasons)
+ 12   nats_reconnects         counter: reconnections after a lost connection
+ 13   publish_retries         counter: publish batches re-sent after a timeout or disconnect
+ 14   heartbeats              counter: Brain heartbeats forwarded
+ 15   rpc_replies             counter: §11 requests answered
+====  ======================  ==================================================================
 """
 
 from __future__ import annotations
@@ -10,154 +50,735 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import itertools
+import os
 import signal
+import ssl
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
 
+import msgspec
 import nats
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import StorageType, StreamConfig
 
-from titan.messages import CORE_TO_BRIDGE, Event, decoder
+from titan.config import Config, ConfigError, hmac_secret
+from titan.events import streams, subjects
+from titan.events.envelope import DEFAULT_KEY_ID, DEFAULT_TOLERANCE_S, EnvelopeVerifier
+from titan.events.intake import Action, InboundMessage, IntentIntake
+from titan.events.operator import OperatorCommand, OperatorIgnored, OperatorIntake, parse_risk_state_event
+from titan.events.payloads import DlqEvent, Publication, RejectEvent, publications
+from titan.events.replay import ReplayCache
+from titan.events.ring import to_operator_message, to_place_intent
+from titan.events.rpc import EngineView
+from titan.events.spool import Spool, SpoolPosition, decode_publication, encode_publication
+from titan.messages import CORE_TO_BRIDGE, Event, IntakeDone, decoder, encoder
+from titan.messages import OperatorCommand as OperatorMessage
 from titan.procs.common import BRIDGE, CORE, ChildContext
-from titan.shm.board import ProcState
+from titan.shm.board import ProcState, StatusBoard
+from titan.shm.doorbell import wait_any_async
+from titan.shm.ring import MessageTooLarge
 
-# Stream definitions of nats.md §8 (created when missing, never changed here).
-STREAMS = [
-    StreamConfig(
-        name="TITAN_EVT",
-        subjects=["titan.evt.>"],
-        storage=StorageType.FILE,
-        max_age=30 * 24 * 3600.0,
-        max_bytes=10 << 30,
-        duplicate_window=600.0,
-    ),
-    StreamConfig(
-        name="TITAN_EXECUTION",
-        subjects=["titan.execution.>"],
-        storage=StorageType.FILE,
-        max_age=24 * 3600.0,
-        max_bytes=1 << 30,
-    ),
-]
+# --- status board counters (see the module docstring) ----------------------------------------------
+NATS_CONNECTED = 0
+SPOOL_RECORDS = 1
+SPOOL_BYTES = 2
+SPOOL_FULL = 3
+EVENTS_PUBLISHED = 4
+EVENTS_SPOOLED = 5
+INTENTS_FORWARDED = 6
+INTENTS_ACKED = 7
+INTENTS_REFUSED = 8
+INVALID_INTENTS = 9
+OPERATOR_FORWARDED = 10
+OPERATOR_REJECTED = 11
+NATS_RECONNECTS = 12
+PUBLISH_RETRIES = 13
+HEARTBEATS = 14
+RPC_REPLIES = 15
 
-WINDOW = 512  # JetStream publishes in flight
-MAX_QUEUE = 1_000_000  # events held while NATS is slow or away (the ring pushes back past this)
+MIB = 1024 * 1024
+DRAIN_BATCH = 1024  # ring messages per drain before yielding to the loop
+SYNC_INTERVAL_S = 0.02  # grouped fsync of the spool
+COMMIT_INTERVAL_S = 0.1  # spool head commits (each costs an fsync of the head file)
 
 
-async def ensure_streams(js: JetStreamContext) -> None:
-    for cfg in STREAMS:
-        assert cfg.name is not None
-        try:
-            await js.stream_info(cfg.name)
-        except nats.js.errors.NotFoundError:
-            await js.add_stream(cfg)
+class BridgeSettings(msgspec.Struct, kw_only=True):
+    """Everything the bridge reads from the config (and the upstream environment variables)."""
+
+    url: str = "nats://127.0.0.1:4222"
+    user: str = ""
+    password: str = ""
+    token: str = ""
+    tls_ca_file: str = ""
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_hostname: str = ""
+    connect_timeout_s: float = 2.0
+    producer: str = "titan-execution-rs"
+    instance: str = "titan"
+    account: str | None = None  # partition: consume only …place.v1.{venue}.{account}.*
+    venue: str | None = None
+    manage_streams: bool = False
+    operator_auth: str = "required"
+    hmac_keys: dict[str, str] = msgspec.field(default_factory=dict)
+    tolerance_s: int = DEFAULT_TOLERANCE_S
+    accept_serde_number_forms: bool = False
+    spool_dir: str = "spool"
+    spool_max_bytes: int = 256 * MIB
+    spool_segment_bytes: int = 8 * MIB
+    fetch_batch: int = 256
+    publish_window: int = 512
+    ack_timeout_s: float = 5.0
+    operator_ack_after_s: float = 5.0
+    venues: list[str] = msgspec.field(default_factory=lambda: ["paper"])
+
+
+def _opt(section: object, name: str, default: Any) -> Any:
+    """A config key the integrator may not have added yet: its value, else ``default``."""
+    value = getattr(section, name, None)
+    return default if value is None or value == "" else value
+
+
+def settings_from(cfg: Config, env: Mapping[str, str] | None = None) -> BridgeSettings:
+    """Bridge settings from the config, ``nats.*`` keys when present, then the upstream env vars."""
+    env = os.environ if env is None else env
+    n = cfg.nats
+    try:
+        secret = hmac_secret(cfg)
+    except ConfigError:
+        secret = ""  # every signed message then fails "HMAC validation enabled but no secret configured"
+    keys = {DEFAULT_KEY_ID: secret, **dict(_opt(n, "hmac_keys", {}))}
+    tolerance = _opt(n, "hmac_timestamp_tolerance_s", None) or env.get("HMAC_TIMESTAMP_TOLERANCE")
+    return BridgeSettings(
+        url=n.url or env.get("NATS_URL") or "nats://127.0.0.1:4222",
+        user=n.user,
+        password=n.password,
+        token=n.token,
+        tls_ca_file=_opt(n, "tls_ca_file", ""),
+        tls_cert_file=_opt(n, "tls_cert_file", ""),
+        tls_key_file=_opt(n, "tls_key_file", ""),
+        tls_hostname=_opt(n, "tls_hostname", ""),
+        connect_timeout_s=n.connect_timeout_s,
+        producer=n.producer,
+        instance=cfg.engine.instance,
+        account=_opt(n, "account", None),
+        venue=_opt(n, "venue", None),
+        manage_streams=bool(_opt(n, "manage_streams", False)),
+        operator_auth=_opt(n, "operator_auth", "required"),
+        hmac_keys=keys,
+        tolerance_s=int(tolerance) if tolerance else DEFAULT_TOLERANCE_S,
+        accept_serde_number_forms=bool(_opt(n, "accept_serde_number_forms", False)),
+        spool_dir=str(cfg.run_dir() / "spool"),
+        spool_max_bytes=int(_opt(n, "spool_max_bytes", 256 * MIB)),
+        venues=cfg.venues_enabled(),
+    )
+
+
+def tls_context(s: BridgeSettings) -> ssl.SSLContext | None:
+    """TLS options passed through to nats-py (None: plain TCP unless the URL says ``tls://``)."""
+    if not (s.tls_ca_file or s.tls_cert_file):
+        return None
+    ctx = ssl.create_default_context(cafile=s.tls_ca_file or None)
+    if s.tls_cert_file:
+        ctx.load_cert_chain(s.tls_cert_file, s.tls_key_file or None)
+    return ctx
+
+
+def subject_matches(pattern: str, subject: str) -> bool:
+    """NATS wildcard match: ``*`` one token, ``>`` one or more trailing tokens."""
+    p, s = pattern.split("."), subject.split(".")
+    for i, token in enumerate(p):
+        if token == ">":
+            return len(s) > i
+        if i >= len(s) or (token != "*" and token != s[i]):
+            return False
+    return len(p) == len(s)
+
+
+class BoardCounters:
+    """The bridge's row of counters; gauges are set by adding the difference (``incr`` only)."""
+
+    def __init__(self, board: StatusBoard, proc: str) -> None:
+        self.board = board
+        self.proc = proc
+        self.values = list(board.read(proc).counters)  # a restarted bridge continues from these
+
+    def add(self, index: int, n: int = 1) -> None:
+        self.board.incr(self.proc, index, n)
+        self.values[index] += n
+
+    def set(self, index: int, value: int) -> None:
+        delta = value - self.values[index]
+        if delta:
+            self.add(index, delta)
 
 
 class Bridge:
-    def __init__(self, ctx: ChildContext) -> None:
+    def __init__(
+        self,
+        ctx: ChildContext,
+        settings: BridgeSettings,
+        clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+    ) -> None:
         self.ctx = ctx
+        self.s = settings
         self.log = ctx.log
-        self.ring = ctx.ring_in(CORE)
+        self.clock_ms = clock_ms
+        self.ring_in = ctx.ring_in(CORE)
         self.bell = ctx.bell()
+        self.ring_out = ctx.ring_out(CORE)
+        self.core_bell = ctx.bell(CORE)
         self.decode = decoder(CORE_TO_BRIDGE).decode
-        self.queue: deque[Event] = deque()
-        self.wake = asyncio.Event()
+        self.encode = encoder().encode
+        self.counters = BoardCounters(ctx.board, BRIDGE)
+        self.spool = Spool(Path(settings.spool_dir), settings.spool_max_bytes, settings.spool_segment_bytes)
+        if self.spool.truncated_bytes:
+            self.log.warning("spool: dropped a torn tail of %d bytes", self.spool.truncated_bytes)
+        self.view = EngineView(settings.venues)
+        verifier = EnvelopeVerifier(
+            settings.hmac_keys,
+            tolerance_s=settings.tolerance_s,
+            accept_serde_number_forms=settings.accept_serde_number_forms,
+        )
+        replay = ReplayCache(verifier.tolerance_ms)  # one cache: a nonce is single-use across subjects
+        self.intents = IntentIntake(verifier, clock_ms, replay)
+        self.operators = OperatorIntake(verifier, clock_ms, replay, settings.operator_auth)
+        # Refs unique across bridge restarts (an IntakeDone of the previous instance must not ACK a
+        # new message): microseconds since the epoch at start, then one per forwarded message.
+        self.refs = itertools.count(time.time_ns() // 1000)
+        self.pending: dict[int, Msg] = {}  # ref → JetStream message to ACK on IntakeDone
+        self.operator_deadlines: deque[tuple[float, int]] = deque()  # (monotonic, ref) fallback ACKs
+        self.acks: deque[Msg] = deque()
+        self.ack_wake = asyncio.Event()
+        self.spool_wake = asyncio.Event()
+        self.connected = asyncio.Event()
         self.stop = asyncio.Event()
-        self.published = 0
         self.nc: NATS | None = None
+        self.js: JetStreamContext | None = None
+        self.session = 0  # bumped after every (re)connect once streams/consumers are ensured
+        self.stream_patterns: list[str] = []
+        self._captured: dict[str, bool] = {}
+        self.published_until: SpoolPosition | None = None  # everything before was acknowledged
+        self.spool_refusing = False
+        self.permission_errors: set[str] = set()
+        self._tasks: list[asyncio.Task[None]] = []
 
-    def drain_ring(self) -> None:
-        self.bell.drain()
+    # --- event ring → spool --------------------------------------------------------------------
+
+    def _publications(self, msg: Any) -> list[Publication]:
+        if isinstance(msg, Event):
+            return [Publication(msg.subject, msg.msg_id, bytes(msg.data))]
+        return publications(msg, self.s.producer, self.s.instance)
+
+    def drain_ring(self) -> int:
+        """Move up to DRAIN_BATCH ring messages into the spool; returns how many were consumed."""
+        ring = self.ring_in
         n = 0
-        while len(self.queue) < MAX_QUEUE and (view := self.ring.peek()) is not None:
+        spooled = 0
+        while n < DRAIN_BATCH and (view := ring.peek()) is not None:
             msg = self.decode(view)
-            if isinstance(msg, Event):
-                self.queue.append(msg)
-            self.ring.advance()
+            if isinstance(msg, IntakeDone):
+                self._intake_done(msg)
+            else:
+                pubs = self._publications(msg)
+                records = [encode_publication(p) for p in pubs]
+                if not self._append(records):
+                    break  # spool full: leave the message on the ring (core holds the overflow)
+                spooled += len(records)
+                for p in pubs:
+                    self.view.observe(p)
+            ring.advance()
             n += 1
-        if n:
-            self.wake.set()
+        if spooled:
+            self.counters.add(EVENTS_SPOOLED, spooled)
+            self.spool_wake.set()
+        self._update_gauges()
+        return n
 
-    async def publisher(self, js: JetStreamContext) -> None:
-        while not self.stop.is_set():
-            if not self.queue:
-                self.wake.clear()
-                self.drain_ring()
-                if not self.queue:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.wake.wait(), 0.1)
-                    self.drain_ring()
-                    continue
-            batch = [self.queue[i] for i in range(min(WINDOW, len(self.queue)))]
-            try:
-                futs = [
-                    await js.publish_async(
-                        e.subject, e.data, headers={"Nats-Msg-Id": e.msg_id} if e.msg_id else None
-                    )
-                    for e in batch
-                ]
-                await asyncio.gather(*futs)
-            except Exception as exc:  # NATS away or slow: keep the batch, retry in order
-                self.log.warning(
-                    "publish failed (%s: %s); %d events queued", type(exc).__name__, exc, len(self.queue)
+    def _append(self, records: list[bytes]) -> bool:
+        """Append and hand to the OS, all or nothing (a DLQ event is two records)."""
+        needed = sum(len(r) + 8 for r in records)
+        if self.spool.backlog_bytes + needed > self.spool.max_bytes:
+            if not self.spool_refusing:
+                self.spool_refusing = True
+                self.counters.set(SPOOL_FULL, 1)
+                self.ctx.set_state(ProcState.DRAINING)  # /health shows the bridge unhealthy
+                self.log.error(
+                    "spool full (%d bytes unpublished): events wait on the event ring",
+                    self.spool.backlog_bytes,
                 )
-                await asyncio.sleep(0.2)
-                continue
-            for _ in batch:
-                self.queue.popleft()
-            self.published += len(batch)
-            self.drain_ring()
+            return False
+        for record in records:
+            self.spool.append(record)
+        self.spool.write()
+        if self.spool_refusing:
+            self.spool_refusing = False
+            self.counters.set(SPOOL_FULL, 0)
+            self.ctx.set_state(ProcState.READY)
+            self.log.info("spool has room again")
+        return True
 
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        loop.add_reader(self.bell.fileno(), self.drain_ring)
-        url = self.ctx.cfg.nats.url or "nats://127.0.0.1:4222"
-        opts: dict[str, object] = {
-            "max_reconnect_attempts": -1,
-            "reconnect_time_wait": 0.5,
-            "connect_timeout": self.ctx.cfg.nats.connect_timeout_s,
-        }
-        if self.ctx.cfg.nats.user and self.ctx.cfg.nats.password:
-            opts.update(user=self.ctx.cfg.nats.user, password=self.ctx.cfg.nats.password)
-        if self.ctx.cfg.nats.token:
-            opts["token"] = self.ctx.cfg.nats.token
+    def emit(self, events: list[RejectEvent | DlqEvent | None]) -> bool:
+        """Spool the bridge's own events (refused intents and commands), in order with core's.
+
+        False when the spool is full: the caller leaves the message un-ACKed (it is redelivered).
+        """
+        pubs = [p for e in events if e is not None for p in publications(e, self.s.producer, self.s.instance)]
+        records = [encode_publication(p) for p in pubs]
+        if records:
+            if not self._append(records):
+                return False
+            self.counters.add(EVENTS_SPOOLED, len(records))
+            self.spool_wake.set()
+        return True
+
+    def _update_gauges(self) -> None:
+        self.counters.set(SPOOL_RECORDS, self.spool.backlog_records)
+        self.counters.set(SPOOL_BYTES, self.spool.backlog_bytes)
+
+    async def pump_events(self) -> None:
+        rings = [self.ring_in]
+        while True:
+            if self.drain_ring() == DRAIN_BATCH:
+                await asyncio.sleep(0)  # more waiting: let the publisher and intake run
+                continue
+            if self.stop.is_set() and not self.ring_in.has_data():
+                return
+            wait = 0.05 if self.spool_refusing else 0.2
+            await wait_any_async(rings, self.bell, wait)
+
+    async def sync_spool(self) -> None:
+        """Grouped fsync and head commits on a short timer, off the publish path."""
+        last_commit = 0.0
+        while True:
+            stopping = self.stop.is_set()
+            self.spool.flush()
+            now = time.monotonic()
+            done = self.published_until
+            if (
+                done is not None
+                and done > self.spool.head
+                and (now - last_commit >= COMMIT_INTERVAL_S or stopping)
+            ):
+                self.spool.commit(done)
+                last_commit = now
+                self._update_gauges()
+            if stopping:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), SYNC_INTERVAL_S)
+
+    # --- spool → NATS --------------------------------------------------------------------------
+
+    def captured(self, subject: str) -> bool:
+        """Whether a stream captures ``subject`` (publish with JetStream acks; else core NATS)."""
+        hit = self._captured.get(subject)
+        if hit is None:
+            hit = any(subject_matches(p, subject) for p in self.stream_patterns)
+            if len(self._captured) < 100_000:
+                self._captured[subject] = hit
+        return hit
+
+    async def publish_loop(self) -> None:
+        cursor: SpoolPosition | None = None
+        while True:
+            if self.stop.is_set() and (not self.connected.is_set() or not self.spool.read(1, cursor)):
+                return
+            if not self.connected.is_set():
+                await _first(self.connected.wait(), self.stop.wait())
+                continue
+            records = self.spool.read(self.s.publish_window, cursor)
+            if not records:
+                self.spool_wake.clear()
+                if not self.spool.read(1, cursor):
+                    await _first(self.spool_wake.wait(), self.stop.wait(), timeout=0.5)
+                continue
+            if await self._publish(records):
+                cursor = records[-1].end
+                self.published_until = cursor
+                self.counters.add(EVENTS_PUBLISHED, len(records))
+            else:
+                self.counters.add(PUBLISH_RETRIES)
+                await _first(self.stop.wait(), timeout=0.2)
+
+    async def _publish(self, records: list[Any]) -> bool:
+        """Publish one batch in order; True when every JetStream publish was acknowledged."""
+        nc, js = self.nc, self.js
+        assert nc is not None and js is not None
+        futures: list[asyncio.Future[Any]] = []
+        try:
+            for record in records:
+                p = decode_publication(record.data)
+                if p.msg_id and self.captured(p.subject):
+                    futures.append(
+                        await js.publish_async(p.subject, p.data, headers={"Nats-Msg-Id": p.msg_id})
+                    )
+                else:
+                    await nc.publish(p.subject, p.data)
+            if futures:
+                await asyncio.wait_for(asyncio.gather(*futures), self.s.ack_timeout_s)
+            return True
+        except Exception as exc:  # NATS away, slow or refusing: re-send the batch from its start
+            for f in futures:
+                f.cancel()
+            self.log.warning(
+                "publish failed (%s: %s); %d records wait in the spool",
+                type(exc).__name__,
+                exc,
+                self.spool.backlog_records,
+            )
+            return False
+
+    # --- NATS connection --------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Connect, retrying with back-off until it works or the bridge stops."""
+        delay = 0.25
+        with_password = bool(self.s.user and self.s.password)  # §1: only when both are set
         while not self.stop.is_set():
             try:
-                self.nc = await nats.connect(url, **opts)
+                self.nc = await nats.connect(
+                    self.s.url,
+                    name=f"titan-bridge-{self.s.instance}",
+                    user=self.s.user if with_password else None,
+                    password=self.s.password if with_password else None,
+                    token=self.s.token or None,
+                    tls=tls_context(self.s),
+                    tls_hostname=self.s.tls_hostname or None,
+                    connect_timeout=self.s.connect_timeout_s,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
+                    pending_size=0,  # never buffer across a reconnect: the spool is the buffer
+                    disconnected_cb=self._on_disconnected,
+                    reconnected_cb=self._on_reconnected,
+                    error_cb=self._on_error,
+                )
+            except Exception as exc:
+                self.log.warning("NATS %s unreachable (%s); retrying in %.1fs", self.s.url, exc, delay)
+                await _first(self.stop.wait(), timeout=delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            self.js = self.nc.jetstream()
+            self.log.info("connected to NATS %s", self.s.url)
+            await self._subscribe_core()
+            await self._start_session()
+            return
+
+    async def _start_session(self) -> None:
+        """Ensure streams and consumers (idempotent), learn what streams capture, resume publishing."""
+        assert self.js is not None
+        while not self.stop.is_set():
+            try:
+                await streams.ensure_streams(self.js, self.s.manage_streams, self.s.account, self.s.venue)
+                infos = await self.js.streams_info()
                 break
             except Exception as exc:
-                self.log.warning("NATS %s unreachable (%s); retrying", url, exc)
-                await asyncio.sleep(1.0)
-        if self.nc is None:
+                self.log.warning("ensure_streams failed (%s: %s); retrying", type(exc).__name__, exc)
+                await _first(self.stop.wait(), timeout=1.0)
+                if self.nc is None or not self.nc.is_connected:
+                    return  # the reconnect callback starts a new session
+        else:
             return
-        js = self.nc.jetstream()
-        await ensure_streams(js)
-        self.ctx.set_state(ProcState.READY)
-        self.log.info("bridge connected to %s", url)
-        pub = asyncio.create_task(self.publisher(js))
+        self.stream_patterns = [s for info in infos for s in (info.config.subjects or [])]
+        self._captured.clear()
+        self.session += 1
+        self.counters.set(NATS_CONNECTED, 1)
+        self.connected.set()
+
+    async def _on_disconnected(self) -> None:
+        if self.connected.is_set():
+            self.log.warning("NATS disconnected: spooling events")
+        self.connected.clear()
+        self.counters.set(NATS_CONNECTED, 0)
+
+    async def _on_reconnected(self) -> None:
+        self.counters.add(NATS_RECONNECTS)
+        self.log.info("NATS reconnected")
+        asyncio.get_running_loop().create_task(self._start_session())
+
+    async def _on_error(self, exc: Exception) -> None:
+        text = str(exc)
+        if "ermission" in text:  # §12: log each permission error once, with its subject
+            if text not in self.permission_errors:
+                self.permission_errors.add(text)
+                self.log.error("NATS permission error: %s", text)
+            return
+        self.log.debug("NATS error: %s: %s", type(exc).__name__, text)
+
+    async def _subscribe_core(self) -> None:
+        """Core-NATS subscriptions (nats-py re-subscribes them after a reconnect)."""
+        nc = self.nc
+        assert nc is not None
+        await nc.subscribe(subjects.SYS_HEARTBEAT, cb=self._on_heartbeat)
+        await nc.subscribe(subjects.SYS_HEARTBEAT_ANY, cb=self._on_heartbeat)
+        await nc.subscribe(subjects.EVT_RISK_STATE, cb=self._on_risk_state)
+        for subject in (
+            subjects.REQ_POLICY_HASH,
+            subjects.RPC_GET_POSITIONS_ALL,
+            subjects.RPC_GET_BALANCES_ALL,
+        ):
+            await nc.subscribe(subject, cb=self._on_request)
+
+    # --- NATS → core ---------------------------------------------------------------------------------
+
+    async def push_core(self, data: bytes) -> None:
+        """Push to core's command ring, waiting (not dropping) while it is full."""
+        pause = 0.0005
+        while not self.ring_out.try_push(data):
+            self.core_bell.ring()
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.05)
+        self.core_bell.ring()
+
+    def _intake_done(self, done: IntakeDone) -> None:
+        msg = self.pending.pop(done.ref, None)
+        if msg is None:
+            return  # a previous bridge instance's message (redelivered, absorbed by core's row 0)
+        self.acks.append(msg)
+        self.ack_wake.set()
+
+    async def ack_loop(self) -> None:
+        while not (self.stop.is_set() and not self.acks):
+            self._expire_operator_acks()
+            while self.acks:
+                msg = self.acks.popleft()
+                try:
+                    await msg.ack()
+                except Exception as exc:  # not connected: redelivered after ack_wait, core absorbs it
+                    self.log.warning("ACK failed (%s); the message will be redelivered", exc)
+                    continue
+                if subjects.classify_command_subject(msg.subject) is subjects.CommandKind.PLACE_INTENT:
+                    self.counters.add(INTENTS_ACKED)
+            self.ack_wake.clear()
+            await _first(self.ack_wake.wait(), self.stop.wait(), timeout=0.5)
+
+    def _expire_operator_acks(self) -> None:
+        now = time.monotonic()
+        while self.operator_deadlines and self.operator_deadlines[0][0] <= now:
+            _, ref = self.operator_deadlines.popleft()
+            msg = self.pending.pop(ref, None)
+            if msg is not None:
+                self.acks.append(msg)
+
+    async def consume(self, durable: str, handle: Callable[[list[Msg]], Awaitable[None]]) -> None:
+        """Fetch batches from one durable pull consumer, re-binding after every new session."""
+        sub: Any = None
+        bound = -1
+        while not self.stop.is_set():
+            if not self.connected.is_set():
+                await _first(self.connected.wait(), self.stop.wait())
+                continue
+            if self.spool_refusing:  # refusals could not be spooled: take nothing new
+                await _first(self.stop.wait(), timeout=0.2)
+                continue
+            js = self.js
+            assert js is not None
+            try:
+                if bound != self.session or sub is None:
+                    sub = await js.pull_subscribe_bind(durable=durable, stream=streams.CMD_STREAM)
+                    bound = self.session
+                msgs = await sub.fetch(self.s.fetch_batch, timeout=1.0)
+            except TimeoutError:
+                continue
+            except Exception as exc:
+                if self.stop.is_set():
+                    return
+                self.log.warning("fetch from %s failed (%s: %s)", durable, type(exc).__name__, exc)
+                sub = None
+                await _first(self.stop.wait(), timeout=0.5)
+                continue
+            await handle(msgs)
+
+    @staticmethod
+    def inbound(msg: Msg) -> InboundMessage:
         try:
-            while not self.stop.is_set():
-                self.ctx.beat()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stop.wait(), 0.1)
-            # Drain what core already produced before going (bounded).
-            deadline = time.monotonic() + 2.0
-            while (self.queue or self.ring.depth()) and time.monotonic() < deadline:
-                self.drain_ring()
-                await asyncio.sleep(0.01)
+            seq: int | None = msg.metadata.sequence.stream
+        except Exception:
+            seq = None
+        headers = dict(msg.headers) if msg.headers else None
+        return InboundMessage(msg.subject, msg.data, headers, seq)
+
+    async def handle_intents(self, msgs: list[Msg]) -> None:
+        refused: list[Msg] = []
+        for msg in msgs:
+            if subjects.classify_command_subject(msg.subject) is not subjects.CommandKind.PLACE_INTENT:
+                refused.append(msg)  # not ours (filter overlap): ACK so the work queue moves on
+                continue
+            t_read = time.monotonic_ns()
+            outcome = self.intents.authenticate(self.inbound(msg))
+            if outcome.action is Action.FORWARD and outcome.intent is not None:
+                ref = next(self.refs)
+                place = to_place_intent(
+                    outcome.intent, ref, outcome.dedupe_ids, msg.data, self.clock_ms(), t_read, 0
+                )
+                place.t_ring = time.monotonic_ns()
+                try:
+                    data = self.encode(place)
+                    if len(data) > self.ring_out.max_payload:
+                        raise MessageTooLarge(f"{len(data)} bytes")
+                except MessageTooLarge:
+                    # The original envelope only feeds core's DLQ payload: keep the intent moving.
+                    self.log.warning("PlaceIntent too large for the ring; forwarding without the original")
+                    place.original = b""
+                    data = self.encode(place)
+                self.pending[ref] = msg
+                await self.push_core(data)
+                self.counters.add(INTENTS_FORWARDED)
+                continue
+            if outcome.error:
+                self.log.warning("intent refused (row %s): %s", outcome.row, outcome.error)
+            if not self.emit([outcome.reject, outcome.dlq]):
+                continue
+            self.counters.add(INTENTS_REFUSED)
+            if "titan_execution_invalid_intents_total" in outcome.counters:
+                self.counters.add(INVALID_INTENTS)
+            refused.append(msg)
+        if refused:
+            self.spool.flush()  # the refusal events are durable before the message is gone
+            self.acks.extend(refused)
+            self.ack_wake.set()
+
+    async def handle_commands(self, msgs: list[Msg]) -> None:
+        done: list[Msg] = []
+        for msg in msgs:
+            t_read = time.monotonic_ns()
+            outcome = self.operators.process(self.inbound(msg))
+            if isinstance(outcome, OperatorCommand):
+                ref = next(self.refs)
+                message = to_operator_message(outcome, ref, t_read)
+                if message is None:
+                    self.log.info("risk command %s: logged only", outcome.action.value)
+                    done.append(msg)
+                    continue
+                self.log.info(
+                    "operator %s from %s (form %s): %s",
+                    message.kind,
+                    message.actor,
+                    outcome.form,
+                    message.reason,
+                )
+                self.pending[ref] = msg
+                self.operator_deadlines.append((time.monotonic() + self.s.operator_ack_after_s, ref))
+                await self.push_core(self.encode(message))
+                self.counters.add(OPERATOR_FORWARDED)
+            elif isinstance(outcome, OperatorIgnored):
+                self.log.warning("command on %s ignored: %s", msg.subject, outcome.note)
+                done.append(msg)
+            else:
+                self.log.warning("command on %s refused (%s): %s", msg.subject, outcome.reason, outcome.error)
+                if not self.emit([outcome.reject]):
+                    continue
+                self.counters.add(OPERATOR_REJECTED)
+                done.append(msg)
+        if done:
+            self.spool.flush()
+            self.acks.extend(done)
+            self.ack_wake.set()
+
+    async def _on_heartbeat(self, msg: Msg) -> None:
+        token = (
+            msg.subject[len(subjects.SYS_HEARTBEAT) + 1 :] if msg.subject != subjects.SYS_HEARTBEAT else ""
+        )
+        command = OperatorMessage(
+            ref=0,
+            kind="HEARTBEAT",
+            actor=token,
+            reason="",
+            args={"subject": msg.subject},
+            command_id="",
+            t_read=time.monotonic_ns(),
+        )
+        await self.push_core(self.encode(command))
+        self.counters.add(HEARTBEATS)
+
+    async def _on_risk_state(self, msg: Msg) -> None:
+        state = parse_risk_state_event(msg.data)
+        if state is None:
+            self.log.warning("risk state event ignored: %r", msg.data[:64])
+            return
+        command = OperatorMessage(
+            ref=0,
+            kind="RISK_STATE",
+            actor="",
+            reason="",
+            args={"state": state},
+            command_id="",
+            t_read=time.monotonic_ns(),
+        )
+        await self.push_core(self.encode(command))
+
+    async def _on_request(self, msg: Msg) -> None:
+        body = self.view.reply(msg.subject, self.clock_ms())
+        if body is None or not msg.reply:
+            return
+        with contextlib.suppress(Exception):
+            await msg.respond(body)
+            self.counters.add(RPC_REPLIES)
+
+    # --- lifecycle -----------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self._update_gauges()
+        self.counters.set(NATS_CONNECTED, 0)
+        self.counters.set(SPOOL_FULL, 0)
+        self.ctx.set_state(ProcState.READY)  # trading never waits on NATS: ready before connecting
+        spawn = asyncio.get_running_loop().create_task
+        pump = spawn(self.pump_events())
+        syncer = spawn(self.sync_spool())
+        publisher = spawn(self.publish_loop())
+        acker = spawn(self.ack_loop())
+        beat = spawn(self._beat())
+        execution = streams.execution_consumer(self.s.account, self.s.venue).durable_name
+        assert execution is not None
+        consumers = [
+            spawn(self.consume(execution, self.handle_intents)),
+            spawn(self.consume("RISK_ENFORCER", self.handle_commands)),
+            spawn(self.consume("OPERATOR_CONTROL", self.handle_commands)),
+        ]
+        try:
+            await self.connect()
+            await self.stop.wait()
         finally:
             self.stop.set()
-            await pub
-            loop.remove_reader(self.bell.fileno())
-            with contextlib.suppress(Exception):
-                await self.nc.drain()
+            for task in consumers:
+                task.cancel()
+            await asyncio.gather(*consumers, return_exceptions=True)
+            await pump  # everything core produced is in the spool
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(publisher, 2.0)  # publish what we can, the rest waits on disk
+            await asyncio.wait_for(acker, 2.0)
+            await syncer
+            beat.cancel()
+            await asyncio.gather(beat, return_exceptions=True)
+            self.spool.close()
+            if self.nc is not None:
+                with contextlib.suppress(Exception):
+                    await self.nc.drain()
+
+    async def _beat(self) -> None:
+        while True:
+            self.ctx.beat()
+            await asyncio.sleep(0.1)
+
+
+async def _first(*aws: Awaitable[Any], timeout: float | None = None) -> None:
+    """Wait until the first of ``aws`` completes (or ``timeout``); cancel the others."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
 
 
 def main() -> None:
     ctx = ChildContext.from_env(BRIDGE)
-    bridge = Bridge(ctx)
+    bridge = Bridge(ctx, settings_from(ctx.cfg))
 
     async def amain() -> None:
         loop = asyncio.get_running_loop()
