@@ -63,11 +63,13 @@ class FastPathSection(_Section):
 
 class HttpSection(_Section):
     port: int = 3002
-    bind: str = "127.0.0.1"
+    bind: str = "127.0.0.1"  # loopback by default; "0.0.0.0" to serve an orchestrator's probes
+    api_key: str = ""  # x-api-key for /status and /positions; env TITAN_EXECUTION_API_KEY
 
 
 class NatsSection(_Section):
-    url: str = ""  # empty: the embedded server started by the supervisor
+    url: str = ""  # empty: the embedded server started by the supervisor (unless embedded = false)
+    embedded: bool = True  # false: url must name an external server ("NATS URL cannot be empty")
     user: str = ""
     password: str = ""
     token: str = ""
@@ -171,8 +173,11 @@ class ShmSection(_Section):
 
 class SupervisorSection(_Section):
     restart_backoff_ms: list[int] = msgspec.field(default_factory=lambda: [50, 200, 1000, 5000])
-    stop_timeout_s: float = 5.0
+    stop_timeout_s: float = 5.0  # the whole graceful drain; a child still running after it is killed
     heartbeat_timeout_ms: int = 3000
+    crash_loop_max_restarts: int = 5  # more restarts than this within the window: give up and halt
+    crash_loop_window_s: float = 60.0
+    sim_ready_timeout_s: float = 15.0  # wait for the venue simulator's ports file
 
 
 class ShadowFillSection(_Section):
@@ -216,8 +221,8 @@ class Config(_Section):
         return [(self.marketdata.sim_venue, s) for s in self.marketdata.symbols]
 
 
-# Environment variables of the original service, mapped onto config keys (section, key).
-LEGACY_ENV: dict[str, tuple[str, str]] = {
+# Environment variables of the original service, mapped onto config keys (a path of table names).
+LEGACY_ENV: dict[str, tuple[str, ...]] = {
     "TITAN_IPC_SOCKET": ("ingress", "socket_path"),
     "IPC_SOCKET_PATH": ("ingress", "socket_path"),
     "TITAN_HMAC_SECRET": ("ingress", "hmac_secret"),
@@ -227,9 +232,21 @@ LEGACY_ENV: dict[str, tuple[str, str]] = {
     "NATS_PASS": ("nats", "password"),
     "PORT": ("http", "port"),
     "LOG_LEVEL": ("engine", "log_level"),
+    "TITAN_EXECUTION_API_KEY": ("http", "api_key"),
+    "BYBIT_API_KEY": ("venues", "bybit", "api_key"),
+    "BYBIT_API_SECRET": ("venues", "bybit", "api_secret"),
+    "BINANCE_API_KEY": ("venues", "binance", "api_key"),
+    "BINANCE_API_SECRET": ("venues", "binance", "api_secret"),
+    "MEXC_API_KEY": ("venues", "mexc", "api_key"),
+    "MEXC_API_SECRET": ("venues", "mexc", "api_secret"),
 }
 # When two legacy variables name the same key, the first listed wins (fastpath.md §1, §6).
 _LEGACY_PRIORITY = ["TITAN_IPC_SOCKET", "IPC_SOCKET_PATH", "TITAN_HMAC_SECRET", "HMAC_SECRET"]
+# Keys a file value wins over the legacy variable for (fastpath.md §1, §6); the others override.
+_FILE_WINS = {("ingress", "socket_path"), ("ingress", "hmac_secret")}
+# Config keys holding secrets: masked by `titan config check`, never logged.
+SECRET_KEYS = frozenset({"hmac_secret", "api_key", "api_secret", "secret", "password", "token"})
+MASK = "********"
 
 
 def _parse_env_value(raw: str) -> Any:
@@ -239,36 +256,44 @@ def _parse_env_value(raw: str) -> Any:
         return raw
 
 
-def _set(doc: dict[str, Any], section: str, key: str, value: Any) -> None:
-    doc.setdefault(section, {})[key] = value
+def _node(doc: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+    node = doc
+    for part in path:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{'.'.join(path)}: expected a table, got {child!r}")
+        node = child
+    return node
 
 
 def _apply_env(doc: dict[str, Any], env: Mapping[str, str]) -> None:
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[str, ...]] = set()
     names = _LEGACY_PRIORITY + [n for n in LEGACY_ENV if n not in _LEGACY_PRIORITY]
     for name in names:
         value = env.get(name)
         target = LEGACY_ENV[name]
-        if value is None or value == "" or target in seen:
-            continue
-        # Only fill a key the file left empty, except PORT/NATS_URL/LOG_LEVEL which override.
-        section, key = target
-        current = doc.get(section, {}).get(key)
-        if key in ("socket_path", "hmac_secret") and current:
+        if name == "NATS_URL" and value is not None and not value.strip():
+            # Explicitly set to nothing: an external server was meant but not named (R50).
+            _node(doc, ("nats",))["url"] = ""
+            _node(doc, ("nats",))["embedded"] = False
             seen.add(target)
             continue
-        _set(doc, section, key, _parse_env_value(value) if key == "port" else value)
+        if value is None or value == "" or target in seen:
+            continue
+        node = _node(doc, target[:-1])
+        key = target[-1]
+        if target in _FILE_WINS and node.get(key):
+            seen.add(target)
+            continue
+        node[key] = _parse_env_value(value) if key == "port" else value
         seen.add(target)
     for name, value in env.items():
         if not name.startswith("TITAN__"):
             continue
         parts = name[len("TITAN__") :].lower().split("__")
-        if len(parts) < 2:
-            raise ConfigError(f"{name}: expected TITAN__<SECTION>__<KEY>")
-        node = doc
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = _parse_env_value(value)
+        if len(parts) < 2 or not all(parts):
+            raise ConfigError(f"{name}: expected TITAN__<SECTION>__<KEY> (or nested TITAN__A__B__KEY)")
+        _node(doc, tuple(parts[:-1]))[parts[-1]] = _parse_env_value(value)
 
 
 def _validate(cfg: Config) -> list[str]:
@@ -297,6 +322,24 @@ def _validate(cfg: Config) -> list[str]:
         problems.append(
             f"engine.log_level must be DEBUG/INFO/WARNING/ERROR/CRITICAL (got {cfg.engine.log_level})"
         )
+    if not cfg.nats.embedded and not cfg.nats.url.strip():
+        problems.append("NATS URL cannot be empty (nats.url / NATS_URL; or nats.embedded = true)")
+    sup = cfg.supervisor
+    if not sup.restart_backoff_ms or any(b < 0 for b in sup.restart_backoff_ms):
+        problems.append("supervisor.restart_backoff_ms must be a non-empty list of delays ≥ 0")
+    if sup.stop_timeout_s <= 0:
+        problems.append(f"supervisor.stop_timeout_s must be > 0 (got {sup.stop_timeout_s})")
+    if sup.crash_loop_max_restarts < 1:
+        problems.append("supervisor.crash_loop_max_restarts must be ≥ 1")
+    if sup.heartbeat_timeout_ms < 100:
+        problems.append("supervisor.heartbeat_timeout_ms must be ≥ 100")
+    for name in ("bybit", "binance", "mexc"):
+        sec: VenueSection = getattr(cfg.venues, name)
+        if sec.enabled and not cfg.engine.start_sim:
+            if not sec.api_key:
+                problems.append(f"Exchange '{name}' is enabled but API Key is missing")
+            if not sec.api_secret:
+                problems.append(f"Exchange '{name}' is enabled but API Secret is missing")
     return problems
 
 
@@ -351,3 +394,96 @@ def hmac_secret(cfg: Config) -> str:
         "no FastPath HMAC secret: set TITAN_HMAC_SECRET (or ingress.hmac_secret / ingress.hmac_secret_file),"
         " or ingress.insecure_dev = true for a local development engine"
     )
+
+
+def _socket_is_live(path: str) -> bool:
+    """True when something accepts connections on the Unix socket ``path`` (a running engine)."""
+    import socket as _socket
+
+    if not Path(path).is_socket():
+        return False
+    with _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        try:
+            s.connect(path)
+        except OSError:
+            return False
+    return True
+
+
+def preflight(cfg: Config) -> list[str]:
+    """Start-time checks beyond the file's shape (R50): secrets present, socket not owned by a live engine.
+
+    Returns one message per problem (never a secret's value).
+    """
+    problems: list[str] = []
+    try:
+        secret = hmac_secret(cfg)
+        if not secret and not cfg.ingress.allow_empty_secret:
+            problems.append(
+                f"ingress.hmac_secret_file {cfg.ingress.hmac_secret_file!r} is empty: "
+                "the FastPath HMAC secret cannot be empty"
+            )
+    except ConfigError as exc:
+        problems.append(str(exc))
+    path = socket_path(cfg)
+    if _socket_is_live(path):
+        problems.append(
+            f"ingress.socket_path {path} is owned by a live engine"
+            " (stop it, or point TITAN_IPC_SOCKET elsewhere)"
+        )
+    return problems
+
+
+def _mask(node: Any, key: str = "") -> Any:
+    if isinstance(node, dict):
+        return {k: _mask(v, k) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_mask(v, key) for v in node]
+    if key in SECRET_KEYS and node:
+        return MASK
+    return node
+
+
+def masked(cfg: Config) -> dict[str, Any]:
+    """The effective configuration as plain data, every secret replaced by ``********``."""
+    raw = msgspec.to_builtins(cfg)
+    assert isinstance(raw, dict)
+    url = str(raw.get("nats", {}).get("url", ""))
+    if "@" in url:  # nats://user:pass@host: keep the host only
+        raw["nats"]["url"] = url.split("://", 1)[0] + "://" + MASK + "@" + url.rsplit("@", 1)[1]
+    result: dict[str, Any] = _mask(raw)
+    return result
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _toml_key(k: str) -> str:
+    return k if k.replace("_", "").replace("-", "").isalnum() else '"' + k + '"'
+
+
+def to_toml(doc: Mapping[str, Any], prefix: str = "") -> str:
+    """Render nested plain data as TOML (tables for dicts of dicts, inline values otherwise)."""
+    lines: list[str] = []
+    tables: list[tuple[str, Mapping[str, Any]]] = []
+    for k, v in doc.items():
+        if isinstance(v, dict):
+            tables.append((k, v))
+        else:
+            lines.append(f"{_toml_key(k)} = {_toml_value(v)}")
+    out = "\n".join(lines)
+    for k, v in tables:
+        name = f"{prefix}.{_toml_key(k)}" if prefix else _toml_key(k)
+        body = to_toml(v, name)
+        out += f"\n\n[{name}]\n{body}" if body else f"\n\n[{name}]"
+    return out.strip("\n")
