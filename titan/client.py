@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import itertools
 import random
+import socket
 import time
 from collections.abc import Callable, Sequence
 from typing import Literal
@@ -88,11 +89,38 @@ class FastPathClient:
     async def connect(self) -> None:
         """Open the connection (raises ``OSError`` if nobody listens)."""
         self._closing = False
-        reader, writer = await asyncio.open_unix_connection(self.socket_path, limit=MAX_REPLY_BYTES)
+        sock = await self._connect_socket()
+        reader, writer = await asyncio.open_unix_connection(sock=sock, limit=MAX_REPLY_BYTES)
         if self.framing == "binary":
             writer.write(BINARY_MODE_MARKER)
         self._writer = writer
         self._reader_task = asyncio.create_task(self._read_loop(reader, writer))
+
+    async def _connect_socket(self) -> socket.socket:
+        """Non-blocking connect that retries while the server's accept backlog is full.
+
+        For AF_UNIX, EAGAIN from connect() means "backlog full, try again", not "in progress";
+        asyncio's sock_connect treats it as in progress and hands back an unconnected socket.
+        """
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        deadline = time.monotonic() + max(self.timeout, 1.0)
+        pause = 0.001
+        try:
+            while True:
+                try:
+                    sock.connect(self.socket_path)
+                    return sock
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise ConnectionRefusedError(
+                            f"{self.socket_path}: accept backlog stayed full"
+                        ) from None
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 0.05)
+        except BaseException:
+            sock.close()
+            raise
 
     async def close(self) -> None:
         self._closing = True
