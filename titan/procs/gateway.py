@@ -1,111 +1,127 @@
 """`gateway.<venue>`: turns orders from `core` into venue outcomes and reports them back.
 
-This module runs the `paper` venue (venues.md §7): market orders fill at once against the
-shared-memory ticker table of its price-source venue — best ask for a buy, best bid for a sell,
-plus the configured slippage — with the configured taker fee. Every fill has a trade id derived
-from the client order id, so a gateway restarted mid-order can never invent a second execution.
+``python -m titan.procs.gateway --venue bybit|binance|mexc|paper``.
+
+* ``paper`` (venues.md §7) is a synchronous loop over :class:`titan.venues.paper.venue.PaperVenue`.
+* The real venues run an asyncio loop: the order ring is watched through the doorbell's file
+  descriptor (``wait_any_async``: drain, prepare_sleep, re-check, sleep — no spinning), every message
+  becomes a task of :class:`titan.venues.gateway.service.GatewayService`, and reports go back on the
+  report ring (kept in order in a local backlog while the ring is full: never dropped).
+
+Account-wide token buckets live in a shared-memory segment named
+:func:`titan.venues.gateway.buckets.bucket_segment_name` so a restarted gateway resumes them; the
+gateway creates it when the supervisor did not, and then unlinks it on a clean stop.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import gc
 import signal
 import time
-from decimal import ROUND_HALF_EVEN, Decimal
+from collections import deque
+from decimal import Decimal
 from typing import Any
 
+from titan.config import Config, VenueSection
 from titan.messages import (
     CORE_TO_GATEWAY,
-    FILL,
-    REJECTED,
+    CancelRequest,
     OrderRequest,
-    VenueReport,
+    ReconcileRequest,
     decoder,
     encoder,
 )
 from titan.procs.common import CORE, ChildContext, gateway_name
 from titan.shm.board import ProcState
-from titan.shm.doorbell import wait_any
-from titan.shm.ticker import TickerIndex, TickerTable, units_to_price
+from titan.shm.doorbell import wait_any, wait_any_async
+from titan.venues.gateway.buckets import SharedLimiter, bucket_segment_name
+from titan.venues.gateway.driver import VenueDriver
+from titan.venues.gateway.service import GatewayMessage, GatewayService
+from titan.venues.paper.venue import PaperVenue
+
+REAL_VENUES = ("bybit", "binance", "mexc")
+HEARTBEAT_NS = 100_000_000
 
 
-class PaperVenue:
-    """Sans-I/O paper matching: an order and a quote in, reports out."""
-
-    def __init__(
-        self,
-        table: TickerTable,
-        index: TickerIndex,
-        price_source: str,
-        taker_fee: Decimal,
-        slippage_bps: Decimal,
-        ticks: dict[str, Decimal],
-    ) -> None:
-        self.table = table
-        self.index = index
-        self.price_source = price_source
-        self.taker_fee = taker_fee
-        self.slippage = slippage_bps / Decimal(10_000)
-        self.ticks = ticks
-
-    def execute(self, order: OrderRequest, t_gw_in: int) -> VenueReport:
-        row = self.index.row(self.price_source, order.symbol)
-        snap = self.table.read(row) if row is not None else None
-        now_ms = time.time_ns() // 1_000_000
-        if snap is None or snap.bid <= 0 or snap.ask <= 0:
-            return VenueReport(
-                coid=order.coid,
-                venue=order.venue,
-                kind=REJECTED,
-                reason_code="NO_PRICE",
-                message=f"paper: no quote for {order.symbol} on {self.price_source}",
-                t_order_out=order.t_core_out,
-                t_gw_in=t_gw_in,
-                t_gw_out=time.monotonic_ns(),
-            )
-        if order.side == "BUY":
-            price = units_to_price(snap.ask) * (1 + self.slippage)
-        else:
-            price = units_to_price(snap.bid) * (1 - self.slippage)
-        tick = self.ticks.get(order.symbol)
-        if tick is not None and self.slippage:
-            price = (price / tick).quantize(Decimal(1), ROUND_HALF_EVEN) * tick
-        qty = Decimal(order.qty)
-        fee = (price * qty * self.taker_fee).normalize()
-        return VenueReport(
-            coid=order.coid,
-            venue=order.venue,
-            kind=FILL,
-            venue_order_id=f"paper-{order.coid}",
-            venue_status="FILLED",
-            trade_id=f"{order.coid}-1",
-            qty=order.qty,
-            price=_plain(price),
-            fee=_plain(fee),
-            fee_asset="USDT",
-            is_maker=False,
-            cum_qty=order.qty,
-            leaves_qty="0",
-            t_exchange_ms=now_ms,
-            t_order_out=order.t_core_out,
-            t_gw_in=t_gw_in,
-            t_gw_out=time.monotonic_ns(),
-        )
+def venue_section(cfg: Config, venue: str) -> VenueSection:
+    section: VenueSection = getattr(cfg.venues, venue)
+    return section
 
 
-def _plain(d: Decimal) -> str:
-    return "0" if d == 0 else format(d.normalize(), "f")
+def make_driver(cfg: Config, venue: str) -> VenueDriver:
+    section = venue_section(cfg, venue)
+    if venue == "bybit":
+        from titan.venues.bybit.driver import BybitDriver
+
+        return BybitDriver(section)
+    if venue == "binance":
+        from titan.venues.binance.driver import BinanceDriver
+
+        return BinanceDriver(section)
+    if venue == "mexc":
+        from titan.venues.mexc.driver import MexcDriver
+
+        return MexcDriver(section)
+    raise SystemExit(f"gateway: unknown venue {venue!r}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="titan gateway")
-    parser.add_argument("--venue", required=True)
-    args = parser.parse_args()
-    name = gateway_name(args.venue)
-    ctx = ChildContext.from_env(name)
-    if args.venue != "paper":
-        raise SystemExit(f"{name}: venue {args.venue!r} has no gateway yet")
+async def run_venue(ctx: ChildContext, venue: str) -> None:
+    orders = ctx.ring_in(CORE)
+    reports = ctx.ring_out(CORE)
+    core_bell = ctx.bell(CORE)
+    bell = ctx.bell()
+    dec = decoder(CORE_TO_GATEWAY).decode
+    enc = encoder().encode
+    outbox: deque[bytes] = deque()
+
+    def flush() -> None:
+        pushed = False
+        while outbox and reports.try_push(outbox[0]):
+            outbox.popleft()
+            pushed = True
+        if pushed or outbox:
+            core_bell.ring()
+
+    def emit(msg: GatewayMessage) -> None:
+        outbox.append(enc(msg))
+        flush()
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+
+    limiter = SharedLimiter.open(bucket_segment_name(ctx.layout.prefix, venue), venue, time.monotonic_ns())
+    service = GatewayService(make_driver(ctx.cfg, venue), limiter, emit, ctx.log)
+    starter = asyncio.create_task(service.start())
+    ctx.set_state(ProcState.READY)  # orders before the venue session is up are answered FAILED
+    next_beat = 0
+    try:
+        while not stop.is_set():
+            await wait_any_async([orders], bell, 0.1 if not outbox else 0.002)
+            while (view := orders.peek()) is not None:
+                t_in = time.monotonic_ns()
+                msg: OrderRequest | CancelRequest | ReconcileRequest = dec(view)
+                orders.advance()
+                service.submit(msg, t_in)
+            flush()
+            now = time.monotonic_ns()
+            if now >= next_beat:
+                ctx.beat()
+                next_beat = now + HEARTBEAT_NS
+    finally:
+        starter.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await starter
+        await service.stop()
+        flush()
+        limiter.close(unlink_if_created=True)
+
+
+def run_paper(ctx: ChildContext) -> None:
     stop = False
 
     def _stop(signum: int, _frame: Any) -> None:
@@ -155,10 +171,26 @@ def main() -> None:
         now = time.monotonic_ns()
         if now >= next_beat:
             ctx.beat()
-            next_beat = now + 100_000_000
+            next_beat = now + HEARTBEAT_NS
         wait_any([orders], bell, 0.1, spin_s)
-    ctx.set_state(ProcState.STOPPED)
-    ctx.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="titan gateway")
+    parser.add_argument("--venue", required=True)
+    args = parser.parse_args()
+    name = gateway_name(args.venue)
+    if args.venue not in (*REAL_VENUES, "paper"):
+        raise SystemExit(f"{name}: venue {args.venue!r} has no gateway")
+    ctx = ChildContext.from_env(name)
+    try:
+        if args.venue == "paper":
+            run_paper(ctx)
+        else:
+            asyncio.run(run_venue(ctx, args.venue))
+    finally:
+        ctx.set_state(ProcState.STOPPED)
+        ctx.close()
 
 
 if __name__ == "__main__":

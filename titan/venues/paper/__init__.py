@@ -1,0 +1,1 @@
+"""The paper venue: fills against the ticker table (venues.md §7)."""
