@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from titan.config import load_config
+from titan.health import BOARD_COUNTERS, SUPERVISOR
 from titan.messages import (
     INGRESS_TO_CORE,
     Abort,
@@ -176,7 +177,7 @@ def run_ingress(ring_slots: int = 1024, **ingress: Any) -> Iterator[IngressRun]:
         replies = Ring.create(layout.ring(CORE, INGRESS), 1024, 1024)
         core_bell = Doorbell.create(layout.bell(CORE))
         ingress_bell = Doorbell.create(layout.bell(INGRESS))
-        board = StatusBoard.create(layout.board, list(layout.processes))
+        board = StatusBoard.create(layout.board, [*layout.processes, SUPERVISOR], BOARD_COUNTERS)
         objects += [commands, replies, core_bell, ingress_bell, board]
         core = FakeCore(commands, replies, core_bell, ingress_bell, board)
         core.start()

@@ -300,11 +300,12 @@ def test_engine_not_ready(ing: IngressRun, raw: Raw) -> None:
     assert reply["reason"] == codes.ENGINE_NOT_READY and reply["correlationId"] == "nr-p"
     assert ing.core.seen == []
     ing.core.ready = True
-    wait_for(
-        lambda: (raw.send(ndjson_request(KEY, ping(), "r", now_ms())), raw.lines(1)[0].get("pong"))[1],
-        5,
-        0.02,
-    )
+
+    def ready_again() -> bool:
+        raw.send(ndjson_request(KEY, ping(), "r", now_ms()))
+        return bool(raw.lines(1)[0].get("pong"))
+
+    wait_for(ready_again, 5, 0.02)
 
 
 def test_core_that_does_not_answer_gives_engine_not_ready(ing: IngressRun, raw: Raw) -> None:

@@ -32,6 +32,7 @@ from typing import Any, Final
 import msgspec
 
 from titan.config import Config, hmac_secret, socket_path
+from titan.health import INGRESS_HISTOGRAMS, INGRESS_SLOTS, CounterWriter, LatencyRecorder, record_replies
 from titan.ingress import codes
 from titan.ingress.protocol import Accepted, RequestProcessor
 from titan.ingress.replay import ReplayGuard
@@ -226,6 +227,8 @@ class IngressServer:
         self._decode_reply = decoder(CORE_TO_INGRESS).decode
         self.timeout_ns = ic.core_reply_timeout_ms * 1_000_000
         self.stats_extra = {"busyReplies": 0, "notReadyReplies": 0, "slowReaderCloses": 0}
+        # (t_write_ns, stamps) per written batch; turned into latency histograms on the tick (titan.health).
+        self.stage_samples: list[tuple[int, list[Stages]]] = []
         self.server: asyncio.AbstractServer | None = None
 
     # --- connections ----------------------------------------------------------------------
@@ -363,6 +366,7 @@ class IngressServer:
         ring = self.replies
         decode = self._decode_reply
         batches: dict[Connection, list[bytes]] = {}
+        stamped: list[Stages] = []
         n = 0
         while True:
             view = ring.peek()
@@ -381,9 +385,12 @@ class IngressServer:
             if pending is None or pending.conn.closed:
                 continue  # already answered at its deadline, or the client left
             data = self._render(pending, reply.fields, reply.stages)
+            stamped.append(reply.stages)
             batches.setdefault(pending.conn, []).append(data)
         for conn, chunks in batches.items():
             conn.write(b"".join(chunks) if len(chunks) > 1 else chunks[0])
+        if stamped:
+            self.stage_samples.append((time.monotonic_ns(), stamped))
         return n
 
     def _render(self, pending: Pending, fields: dict[str, Any], stages: Stages | None) -> bytes:
@@ -476,6 +483,9 @@ async def serve(ctx: ChildContext) -> None:
     ctx.set_state(ProcState.READY)
     ctx.log.info("FastPath listening on %s (max %d connections)", path, cfg.ingress.max_connections)
     published = dict.fromkeys(COUNTER_NAMES, 0)
+    health = CounterWriter(ctx.board, INGRESS)
+    latency = LatencyRecorder(health, INGRESS_HISTOGRAMS)
+    health.set(INGRESS_SLOTS["accepting"], 1)
     try:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
@@ -485,6 +495,10 @@ async def serve(ctx: ChildContext) -> None:
             if server.replies.has_data():
                 server.on_bell()
             ctx.beat()
+            if server.stage_samples:
+                record_replies(latency, server.stage_samples)
+                server.stage_samples.clear()
+                latency.flush()
             for i, name in enumerate(COUNTER_NAMES):
                 value = server.counters().get(name, 0)
                 if value != published[name]:
@@ -492,6 +506,7 @@ async def serve(ctx: ChildContext) -> None:
                     published[name] = value
     finally:
         ctx.set_state(ProcState.DRAINING)
+        health.set(INGRESS_SLOTS["accepting"], 0)
         loop.remove_reader(bell_fd)
         aserver.close()
         for conn in list(server.connections.values()):
