@@ -347,10 +347,16 @@ class Bridge:
             if self.drain_ring() == DRAIN_BATCH:
                 await asyncio.sleep(0)  # more waiting: let the publisher and intake run
                 continue
+            if self.spool_refusing:
+                if self.stop.is_set():
+                    # What is left stays on the ring (shared memory): the next bridge resumes there.
+                    self.log.warning("stopping with %d events left on the event ring", self.ring_in.depth())
+                    return
+                await asyncio.sleep(0.05)  # the ring has data we cannot take yet: poll, don't spin
+                continue
             if self.stop.is_set() and not self.ring_in.has_data():
                 return
-            wait = 0.05 if self.spool_refusing else 0.2
-            await wait_any_async(rings, self.bell, wait)
+            await wait_any_async(rings, self.bell, 0.2)
 
     async def sync_spool(self) -> None:
         """Grouped fsync and head commits on a short timer, off the publish path."""
