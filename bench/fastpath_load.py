@@ -1,0 +1,380 @@
+"""FastPath load against a running engine: closed loop (one request at a time) and open loop (fixed rate).
+
+Closed loop: one connection, one request in flight. PREPARE, CONFIRM→executed and ABORT round trips,
+each traced (``trace=True``) so the reply carries the engine's monotonic stage stamps; the client adds
+its own send/receive stamps (same CLOCK_MONOTONIC, system-wide on Linux) so the breakdown covers the
+whole trip, socket included.
+
+Open loop: each worker process sends intents (PREPARE, then CONFIRM on the same connection once the
+PREPARE reply is in) on a fixed schedule ``start + i / rate``, over several connections, and records
+latency from each intent's *intended* send time to the CONFIRM reply (no coordinated omission: a late
+send counts against us). It also records the latency from the actual send, to show the difference.
+If the engine falls so far behind that ``max_in_flight`` intents are outstanding, the step stops
+sending (saturated) and every intent that was due but not sent is recorded at its waiting time so far.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import time
+from typing import Any, Literal
+
+import msgspec
+
+from bench.stats import LatencySummary, encode_histogram, new_histogram, record, summarize
+from titan.client import FastPathClient, FastPathError, Reply
+
+Framing = Literal["ndjson", "binary"]
+SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+# Long and short alternate, so the paper position stays flat and never meets the notional limit.
+DIRECTIONS: tuple[Literal["LONG", "SHORT"], ...] = ("LONG", "SHORT")
+POSITION_USD = 100
+ENTRY_ZONE = (1, 10_000_000)  # wide: the bench measures the path, not the entry-zone check
+
+# Stamps of one request in path order; consecutive pairs present in a reply make its stages.
+STAMP_ORDER = (
+    "t_send",
+    "t_read",
+    "t_ring",
+    "t_core_in",
+    "t_order_out",
+    "t_gw_in",
+    "t_gw_out",
+    "t_report_in",
+    "t_core_out",
+    "t_write",
+    "t_recv",
+)
+STAMP_PLACE = {
+    "t_send": "client",
+    "t_read": "ingress read",
+    "t_ring": "command ring",
+    "t_core_in": "core in",
+    "t_order_out": "order ring",
+    "t_gw_in": "gateway in",
+    "t_gw_out": "report ring",
+    "t_report_in": "core report in",
+    "t_core_out": "reply ring",
+    "t_write": "ingress write",
+    "t_recv": "client",
+}
+
+
+def stage_name(a: str, b: str) -> str:
+    return f"{STAMP_PLACE[a]} → {STAMP_PLACE[b]}"
+
+
+def stage_deltas(stamps: dict[str, int]) -> list[tuple[str, int]]:
+    """(stage, ns) for each consecutive pair of stamps that were taken (non-zero), in path order."""
+    present = [(k, stamps[k]) for k in STAMP_ORDER if stamps.get(k)]
+    return [(stage_name(a, b), tb - ta) for (a, ta), (b, tb) in itertools.pairwise(present)]
+
+
+class ClosedLoopResult(msgspec.Struct):
+    framing: str
+    prepare: LatencySummary
+    confirm: LatencySummary
+    abort: LatencySummary
+    prepare_stages: dict[str, LatencySummary]
+    confirm_stages: dict[str, LatencySummary]
+    failures: dict[str, int]
+    client_cpu_s: float
+    wall_s: float
+
+
+def _failure_reason(reply: Reply) -> str:
+    return str(reply.reason or reply.error or reply.status or "unexpected reply")
+
+
+async def _prepare(client: FastPathClient, sid: str, i: int, trace: bool = False) -> Reply:
+    return await client.prepare(
+        sid,
+        SYMBOLS[i % len(SYMBOLS)],
+        DIRECTIONS[(i // len(SYMBOLS)) % 2],
+        ENTRY_ZONE[0],
+        ENTRY_ZONE[1],
+        position_size=POSITION_USD,
+        trace=trace,
+    )
+
+
+async def closed_loop(
+    socket_path: str, secret: str, framing: Framing, n: int, warmup: int, tag: str, timeout: float = 5.0
+) -> ClosedLoopResult:
+    """n measured intents (after ``warmup``): PREPARE + CONFIRM each, and n // 2 PREPARE + ABORT."""
+    prep_h, conf_h, abort_h = new_histogram(), new_histogram(), new_histogram()
+    prep_stages: dict[str, Any] = {}
+    conf_stages: dict[str, Any] = {}
+    failures: dict[str, int] = {}
+
+    def fail(reason: str) -> None:
+        failures[reason] = failures.get(reason, 0) + 1
+
+    def add_stages(into: dict[str, Any], reply: Reply, t_send: int, t_recv: int) -> None:
+        stamps = dict(reply.stages or {})
+        stamps["t_send"], stamps["t_recv"] = t_send, t_recv
+        for name, ns in stage_deltas(stamps):
+            record(into.setdefault(name, new_histogram()), ns)
+
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    client = FastPathClient(socket_path, secret, framing=framing, timeout=timeout)
+    await client.connect()
+    try:
+        for i in range(warmup + n):
+            measured = i >= warmup
+            sid = f"cl-{tag}-{i}"
+            t0 = time.monotonic_ns()
+            rp = await _prepare(client, sid, i, trace=True)
+            t1 = time.monotonic_ns()
+            rc = await client.confirm(sid, trace=True)
+            t2 = time.monotonic_ns()
+            if not rp.prepared:
+                fail(f"PREPARE: {_failure_reason(rp)}")
+            elif not rc.executed:
+                fail(f"CONFIRM: {_failure_reason(rc)}")
+            if measured:
+                record(prep_h, t1 - t0)
+                record(conf_h, t2 - t1)
+                add_stages(prep_stages, rp, t0, t1)
+                add_stages(conf_stages, rc, t1, t2)
+            if i % 2 == 0:  # ABORT path: a fresh prepared intent, then abort it
+                sid = f"ab-{tag}-{i}"
+                rp = await _prepare(client, sid, i + 1)
+                t3 = time.monotonic_ns()
+                ra = await client.abort(sid)
+                t4 = time.monotonic_ns()
+                if not ra.aborted:
+                    fail(f"ABORT: {_failure_reason(ra)}")
+                if measured:
+                    record(abort_h, t4 - t3)
+    finally:
+        await client.close()
+    return ClosedLoopResult(
+        framing=framing,
+        prepare=summarize(prep_h),
+        confirm=summarize(conf_h),
+        abort=summarize(abort_h),
+        prepare_stages={k: summarize(v) for k, v in prep_stages.items()},
+        confirm_stages={k: summarize(v) for k, v in conf_stages.items()},
+        failures=failures,
+        client_cpu_s=time.process_time() - cpu0,
+        wall_s=time.perf_counter() - wall0,
+    )
+
+
+# --------------------------------------------------------------------------------------- open loop
+
+
+class OpenLoopConfig(msgspec.Struct, frozen=True):
+    socket_path: str
+    secret: str
+    framing: str
+    rate: float  # intents/s offered by this worker
+    duration_s: float  # sending window, warm-up included
+    warmup_s: float  # intents intended before this are sent but not recorded
+    connections: int
+    start_at_ns: int  # CLOCK_MONOTONIC: all workers start together
+    max_in_flight: int
+    tag: str
+    timeout_s: float = 5.0
+
+
+class OpenLoopWorkerResult(msgspec.Struct):
+    planned: int  # intents the schedule asked for within the window
+    sent: int
+    completed: int  # CONFIRM replied executed
+    failed: int  # error reply, timeout or transport failure
+    unsent_due: int  # due but never sent because the step saturated
+    saturated: bool
+    send_lag_max_us: float  # worst lateness of an actual send behind its intended time
+    hist_intended: str  # encoded histograms (ns): from intended send time / from actual send
+    hist_service: str
+    failures: dict[str, int]
+    cpu_s: float
+    wall_s: float
+    pid: int
+
+
+async def _open_loop(cfg: OpenLoopConfig) -> OpenLoopWorkerResult:
+    clients = [
+        FastPathClient(cfg.socket_path, cfg.secret, framing=cfg.framing, timeout=cfg.timeout_s)  # type: ignore[arg-type]  # framing validated by the client
+        for _ in range(cfg.connections)
+    ]
+    for c in clients:
+        await c.connect()
+    intended_h, service_h = new_histogram(), new_histogram()
+    failures: dict[str, int] = {}
+    interval_ns = int(1e9 / cfg.rate)
+    planned = int(cfg.duration_s * cfg.rate)
+    warmup_ns = cfg.start_at_ns + int(cfg.warmup_s * 1e9)
+    counts = {"sent": 0, "completed": 0, "failed": 0, "in_flight": 0}
+    tasks: set[asyncio.Task[None]] = set()
+    lag_max = 0
+
+    async def one(i: int, intended: int) -> None:
+        client = clients[i % len(clients)]
+        sid = f"ol-{cfg.tag}-{i}"
+        sent = time.monotonic_ns()
+        ok = False
+        try:
+            rp = await _prepare(client, sid, i)
+            if rp.prepared:
+                rc = await client.confirm(sid)
+                ok = bool(rc.executed)
+                reason = "" if ok else f"CONFIRM: {_failure_reason(rc)}"
+            else:
+                reason = f"PREPARE: {_failure_reason(rp)}"
+        except FastPathError as e:
+            reason = type(e).__name__
+        done = time.monotonic_ns()
+        counts["in_flight"] -= 1
+        if ok:
+            counts["completed"] += 1
+        else:
+            counts["failed"] += 1
+            failures[reason] = failures.get(reason, 0) + 1
+        if intended >= warmup_ns:  # failures too: their latency is a lower bound
+            record(intended_h, done - intended)
+            record(service_h, done - sent)
+
+    cpu0 = time.process_time()
+    now = time.monotonic_ns()
+    if cfg.start_at_ns > now:
+        await asyncio.sleep((cfg.start_at_ns - now) / 1e9)
+    wall0 = time.monotonic_ns()
+    i = 0
+    saturated = False
+    unsent_due = 0
+    while i < planned:
+        now = time.monotonic_ns()
+        while i < planned and cfg.start_at_ns + i * interval_ns <= now:
+            if counts["in_flight"] >= cfg.max_in_flight:
+                saturated = True
+                break
+            intended = cfg.start_at_ns + i * interval_ns
+            lag_max = max(lag_max, now - intended)
+            counts["sent"] += 1
+            counts["in_flight"] += 1
+            task = asyncio.create_task(one(i, intended))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            i += 1
+        if saturated:
+            # Everything due by now and never sent waited at least this long: record that, then stop.
+            while i < planned and (intended := cfg.start_at_ns + i * interval_ns) <= now:
+                if intended >= warmup_ns:
+                    record(intended_h, now - intended)
+                unsent_due += 1
+                i += 1
+            break
+        if i >= planned:
+            break
+        await _pause_until(cfg.start_at_ns + i * interval_ns)
+    if tasks:
+        await asyncio.wait(tasks, timeout=cfg.timeout_s * 2 + 1)
+    wall_s = (time.monotonic_ns() - wall0) / 1e9
+    for c in clients:
+        await c.close()
+    return OpenLoopWorkerResult(
+        planned=planned,
+        sent=counts["sent"],
+        completed=counts["completed"],
+        failed=counts["failed"],
+        unsent_due=unsent_due,
+        saturated=saturated,
+        send_lag_max_us=lag_max / 1000,
+        hist_intended=encode_histogram(intended_h),
+        hist_service=encode_histogram(service_h),
+        failures=failures,
+        cpu_s=time.process_time() - cpu0,
+        wall_s=wall_s,
+        pid=os.getpid(),
+    )
+
+
+async def _pause_until(due_ns: int) -> None:
+    """Wait for ``due_ns`` while replies keep being processed, without burning a core.
+
+    asyncio timers have 1 ms granularity (epoll rounds up), so far waits sleep on the loop and the
+    last stretch alternates one loop iteration (handles replies) with a short blocking sleep.
+    """
+    while True:
+        wait_ns = due_ns - time.monotonic_ns()
+        if wait_ns <= 0:
+            return
+        if wait_ns > 2_000_000:
+            await asyncio.sleep((wait_ns - 1_500_000) / 1e9)
+            continue
+        await asyncio.sleep(0)
+        wait_ns = due_ns - time.monotonic_ns()
+        if wait_ns > 0:
+            time.sleep(min(wait_ns, 100_000) / 1e9)
+
+
+def open_loop_worker(cfg: OpenLoopConfig) -> OpenLoopWorkerResult:
+    """Entry point of one load-generator process (picklable: runs under a spawn pool)."""
+    return asyncio.run(_open_loop(cfg))
+
+
+class OpenLoopStep(msgspec.Struct):
+    """One offered rate, all workers merged."""
+
+    framing: str
+    offered_rate: float
+    achieved_rate: float  # completed intents / sending window
+    workers: int
+    connections_per_worker: int
+    planned: int
+    sent: int
+    completed: int
+    failed: int
+    unsent_due: int
+    saturated: bool
+    send_lag_max_us: float
+    latency: LatencySummary  # from intended send time (the figure that counts)
+    service: LatencySummary  # from actual send time (what a coordinated-omission bench would show)
+    failures: dict[str, int]
+    client_cpu_s: float  # all load-generator processes
+    client_cpu_pct_of_core: float  # client_cpu_s / step wall time
+    wall_s: float
+    hist_intended: str  # merged encoded histogram (ns), for re-analysis
+
+
+def merge_step(
+    framing: str, offered: float, duration_s: float, connections: int, results: list[OpenLoopWorkerResult]
+) -> OpenLoopStep:
+    from bench.stats import merge_encoded  # local: keeps the worker import light
+
+    intended_h, service_h = new_histogram(), new_histogram()
+    failures: dict[str, int] = {}
+    for r in results:
+        merge_encoded(intended_h, r.hist_intended)
+        merge_encoded(service_h, r.hist_service)
+        for k, v in r.failures.items():
+            failures[k] = failures.get(k, 0) + v
+    wall = max((r.wall_s for r in results), default=0.0) or 1e-9
+    cpu = sum(r.cpu_s for r in results)
+    completed = sum(r.completed for r in results)
+    return OpenLoopStep(
+        framing=framing,
+        offered_rate=offered,
+        achieved_rate=round(completed / max(duration_s, wall), 1),
+        workers=len(results),
+        connections_per_worker=connections,
+        planned=sum(r.planned for r in results),
+        sent=sum(r.sent for r in results),
+        completed=completed,
+        failed=sum(r.failed for r in results),
+        unsent_due=sum(r.unsent_due for r in results),
+        saturated=any(r.saturated for r in results),
+        send_lag_max_us=max((r.send_lag_max_us for r in results), default=0.0),
+        latency=summarize(intended_h),
+        service=summarize(service_h),
+        failures=failures,
+        client_cpu_s=round(cpu, 3),
+        client_cpu_pct_of_core=round(100 * cpu / wall, 1),
+        wall_s=round(wall, 3),
+        hist_intended=encode_histogram(intended_h),
+    )
