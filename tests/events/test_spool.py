@@ -51,6 +51,23 @@ def test_unflushed_records_are_replayed_in_order(tmp_path: Path) -> None:
         assert [r.data for r in spool.read(10)] == [b"a", b"b"]
 
 
+def test_written_records_survive_without_close_and_read_resumes_from_a_cursor(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=1 << 20, segment_bytes=64)
+    for i in range(20):
+        spool.append(f"r{i}".encode())
+        spool.write()  # handed to the OS: a killed process loses nothing
+    first = spool.read(5)
+    second = spool.read(5, start=first[-1].end)  # a publisher with batches in flight
+    assert [r.data for r in first + second] == [f"r{i}".encode() for i in range(10)]
+    assert spool.head < first[-1].end  # reading does not consume
+    spool.commit(second[-1].end)
+    assert spool.head >= second[-1].end and spool.backlog_records == 10
+    assert [r.data for r in spool.read(100, start=first[0].end)] == [f"r{i}".encode() for i in range(10, 20)]
+    os.close(spool._fd)  # simulate a SIGKILL: no flush, no close
+    with Spool(tmp_path, max_bytes=1 << 20, segment_bytes=64) as reopened:
+        assert [r.data for r in reopened.read(100)] == [f"r{i}".encode() for i in range(10, 20)]
+
+
 @pytest.mark.parametrize(
     "tail", [b"\x05\x00", b"\x09\x00\x00\x00\x00\x00\x00\x00abc", b"\x01\x00\x00\x00\xff\xff\xff\xffx"]
 )
