@@ -73,8 +73,12 @@ async def quote(server: SimServer, bid: str = "65000.0", ask: str = "65000.1") -
     await server.set_quote(ETH, Decimal("3200.00"), Decimal("3200.01"), "100", "100")
 
 
-def venue_toml(venue: str, sim: SimServer, read_timeout_s: float = 1.0) -> str:
+NO_STREAM_URL = "ws://127.0.0.1:9"  # nothing listens: the private stream never connects
+
+
+def venue_toml(venue: str, sim: SimServer, read_timeout_s: float = 1.0, private_stream: bool = True) -> str:
     account = next(a for a in sim.cfg.accounts if a.venue == venue)
+    private = f"{sim.ws_urls[venue]}{SIM_PRIVATE_PATH[venue]}" if private_stream else NO_STREAM_URL
     return f"""
 [venues.{venue}]
 enabled = true
@@ -82,7 +86,7 @@ api_key = "{account.api_key}"
 api_secret = "{account.secret}"
 rest_url = "{sim.urls[venue]}"
 ws_public_url = "{sim.ws_urls[venue]}"
-ws_private_url = "{sim.ws_urls[venue]}{SIM_PRIVATE_PATH[venue]}"
+ws_private_url = "{private}"
 read_timeout_s = {read_timeout_s}
 write_timeout_s = 1.0
 connect_timeout_s = 1.0
@@ -93,7 +97,10 @@ pool_timeout_s = 1.0
 class Rig:
     """One gateway process and the shared memory it attaches to; the test is its core."""
 
-    def __init__(self, tmp: Path, venue: str, sim: SimServer, read_timeout_s: float = 1.0) -> None:
+    def __init__(
+        self, tmp: Path, venue: str, sim: SimServer, read_timeout_s: float = 1.0, private_stream: bool = True
+    ) -> None:
+        self.private_stream = private_stream
         self.tmp = tmp
         self.venue = venue
         self.sim = sim
@@ -111,7 +118,7 @@ slot_size = 1024
 
 [venues.paper]
 enabled = false
-{venue_toml(venue, sim, read_timeout_s)}
+{venue_toml(venue, sim, read_timeout_s, private_stream)}
 """
         )
         cfg = load_config(self.cfg_path, env={})
@@ -271,8 +278,11 @@ enabled = false
             await wait_any_async([self.reports], self.core_bell, 0.05)
 
     async def ready(self) -> None:
-        """The venue session is up and the private stream connected."""
-        await self.until(lambda: self.statuses(private_stream="UP"), timeout=30)
+        """The venue session is up (and the private stream connected, unless the rig has none)."""
+        if self.private_stream:
+            await self.until(lambda: self.statuses(private_stream="UP"), timeout=30)
+        else:
+            await self.until(lambda: self.statuses(session="UP"), timeout=30)
 
     # ------------------------------------------------------------------ views
     def reports_for(self, coid: str, kind: str | None = None) -> list[VenueReport]:
@@ -309,8 +319,8 @@ RigFactory = Callable[..., Rig]
 def make_rig(tmp_path: Path) -> Any:
     rigs: list[Rig] = []
 
-    def factory(venue: str, sim: SimServer, read_timeout_s: float = 1.0) -> Rig:
-        rig = Rig(tmp_path, venue, sim, read_timeout_s)
+    def factory(venue: str, sim: SimServer, read_timeout_s: float = 1.0, private_stream: bool = True) -> Rig:
+        rig = Rig(tmp_path, venue, sim, read_timeout_s, private_stream)
         rigs.append(rig)
         rig.start()
         return rig

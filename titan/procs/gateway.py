@@ -10,7 +10,7 @@
 
 Account-wide token buckets live in a shared-memory segment named
 :func:`titan.venues.gateway.buckets.bucket_segment_name` so a restarted gateway resumes them; the
-gateway creates it when the supervisor did not, and then unlinks it on a clean stop.
+gateway creates it when the supervisor did not, and unlinks it on a clean stop.
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ async def run_venue(ctx: ChildContext, venue: str) -> None:
             await starter
         await service.stop()
         flush()
-        limiter.close(unlink_if_created=True)
+        limiter.close(unlink=True)
 
 
 def run_paper(ctx: ChildContext) -> None:

@@ -7,8 +7,9 @@ venue's gateway writes the segment (one process per venue account), so no lock i
 
 Who creates the segment: ideally the supervisor, next to the rings (name :func:`bucket_segment_name`,
 size :func:`segment_size`). Until it does, :meth:`SharedLimiter.open` creates it when missing and
-the gateway unlinks it when it stops cleanly (SIGTERM); a crashed gateway leaves it for its
-restarted successor, which is the point.
+the gateway unlinks it whenever it stops cleanly (SIGTERM); a crashed gateway leaves it for its
+restarted successor, which is the point. The supervisor, if it creates the segment, should also
+unlink it quietly at shutdown (the gateway's unlink on SIGTERM makes that a no-op).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import struct
 from collections.abc import Sequence
 
 from titan.risk.buckets import BucketSpec, BucketState, RequestKind, VenueLimiter, full_bucket, resync
-from titan.shm.segment import Segment
+from titan.shm.segment import Segment, unlink_quietly
 
 MAGIC = 0x544B_4231  # "TKB1"
 _HEADER = struct.Struct("<II")  # magic, bucket count
@@ -102,7 +103,8 @@ class SharedLimiter:
             self.limiter.states[name] = full_bucket(spec, now_ns)
         self._store()
 
-    def close(self, unlink_if_created: bool = False) -> None:
-        if unlink_if_created and self.created:
-            self.segment.unlink()
+    def close(self, unlink: bool = False) -> None:
+        """Unmap; ``unlink`` on a clean stop (a crashed gateway leaves the budget to its successor)."""
+        if unlink:
+            unlink_quietly(self.segment.name)
         self.segment.close()

@@ -236,6 +236,12 @@ class GatewayService:
         except (ValueError, OrderValidationError) as exc:
             self._not_sent(req, t_gw_in, FAILED, "INVALID_INTENT", str(exc))
             return
+        if self.tracker.get(req.coid) is not None:
+            # Sent before (core retried the same leg): never a second create — ask the venue instead.
+            self.log.warning("%s: %s already sent; querying instead of resending", self.venue, req.coid)
+            self.resolver.start(req.coid, now)
+            self._resolver_wake.set()
+            return
         empty = self._acquire(RequestKind.CREATE)
         if empty is not None:
             self._not_sent(req, t_gw_in, DENIED, "RATE_LIMITED", f"Rate limit {empty} on {self.venue}")
