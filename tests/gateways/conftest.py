@@ -24,7 +24,6 @@ import pytest
 
 from titan.config import load_config
 from titan.messages import (
-    CORE_TO_GATEWAY,
     GATEWAY_TO_CORE,
     CancelRequest,
     OrderRequest,
