@@ -420,3 +420,50 @@ async def test_full_spool_holds_events_on_the_ring_and_says_so(rig: Rig, tmp_pat
         assert [msgspec.json.decode(d)["seq"] for _, _, d in msgs] == list(range(100))
     finally:
         server.kill()
+
+
+class _NatsAt:
+    def __init__(self, url: str) -> None:
+        self.nats_url = url
+
+
+async def _fake_core(rig: Rig, stop: asyncio.Event) -> None:
+    """Answers every PlaceIntent with its shadow fill and IntakeDone, as core does."""
+    from titan.shm.doorbell import wait_any_async
+
+    while not stop.is_set():
+        await wait_any_async([rig.from_bridge], rig.core_bell, 0.05)
+        for msg in rig.pop_all():
+            if isinstance(msg, PlaceIntent):
+                intent = msg.intent
+                shadow = ShadowFillEvent(
+                    shadow_id=intent.signal_id,
+                    signal_id=intent.signal_id,
+                    symbol_as_given=intent.symbol,
+                    direction=intent.direction,
+                    best_bid=D("50000"),
+                    best_ask=D("50001"),
+                    size=D(intent.size),
+                    t_signal=intent.t_signal_ms,
+                    t_ingress=msg.t_ingress_ms,
+                    t_decision=now_ms(),
+                    t_exchange=now_ms(),
+                )
+                rig.push(shadow, IntakeDone(ref=msg.ref, outcome="accepted"))
+
+
+async def test_nats_path_bench_measures_publish_to_shadow_fill(rig: Rig, nats_server: NatsServer) -> None:
+    from bench.nats_path import run
+
+    stop = asyncio.Event()
+    async with running_bridge(rig, rig.settings(nats_server.url)):
+        await wait_connected(rig)
+        core = asyncio.get_running_loop().create_task(_fake_core(rig, stop))
+        try:
+            result = await run(_NatsAt(nats_server.url), 30, warmup=3, secret=SECRET)
+        finally:
+            stop.set()
+            await core
+    assert result["n"] == 30 and result["timeouts"] == 0 and "error" not in result
+    assert 0 < result["p50"] <= result["p99"] <= result["max"]
+    assert rig.counters()[bridge_mod.INTENTS_ACKED] == 33
