@@ -304,3 +304,21 @@ async def test_admin_endpoint_controls_faults_quotes_and_stats(
     async with http.get(base + "/_admin/stats") as r:
         stats = await r.json()
     assert (stats["requests"], stats["order_requests"], stats["orders"]) == (1, 1, 1)
+
+
+async def test_fills_replayed_after_a_private_reconnect(sim: SimServer, http: aiohttp.ClientSession) -> None:
+    """R5: the same execution arrives again on the next private connection."""
+    client = Mexc(http, sim.urls["mexc"])
+    ws = await client.private(sim.ws_urls["mexc"])
+    await client.create(vol=3, side=1, type=5, price=0, externalOid="rp-1")
+    first = await receive_until(ws, lambda m: m.get("channel") == "push.personal.order.deal")
+    await ws.close()
+    sim.set_faults("mexc", replay_fills_on_connect=True)
+    again = await client.private(sim.ws_urls["mexc"])
+    replayed = await receive_until(again, lambda m: m.get("channel") == "push.personal.order.deal")
+    assert replayed["data"] == first["data"]
+    await again.close()
+    sim.set_faults("mexc", replay_fills_on_connect=False)
+    quiet = await client.private(sim.ws_urls["mexc"])
+    assert [m for m in await collect(quiet, 0.3) if m.get("channel") == "push.personal.order.deal"] == []
+    await quiet.close()

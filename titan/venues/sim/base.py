@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from decimal import Decimal
 from typing import Any
@@ -96,6 +97,7 @@ class VenueSim:
         self.request_count = 0
         self.order_requests = 0
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._fill_history: dict[str, deque[tuple[str, bytes]]] = {}
         self.app = web.Application(middlewares=[self._middleware])
         self.app.router.add_get("/_admin/faults", self._admin_get_faults)
         self.app.router.add_post("/_admin/faults", self._admin_set_faults)
@@ -222,7 +224,10 @@ class VenueSim:
         if self.faults.duplicate_fills:
             fill_topics = self.fill_topics()
             messages = [m for msg in messages for m in ([msg, msg] if msg[1] in fill_topics else [msg])]
+        fill_topics = self.fill_topics()
         for api_key, topic, frame in messages:
+            if topic in fill_topics:
+                self._fill_history.setdefault(api_key, deque(maxlen=100)).append((topic, frame))
             for conn in list(self.private):
                 if conn.api_key == api_key and (topic in conn.topics or "*" in conn.topics):
                     with contextlib.suppress(ConnectionError, RuntimeError):
@@ -230,6 +235,15 @@ class VenueSim:
 
     def fill_topics(self) -> set[str]:
         return set()
+
+    async def replay_fills(self, conn: PrivateConn) -> None:
+        """Fault ``replay_fills_on_connect``: resend this account's past fill pushes (R5)."""
+        if not self.faults.replay_fills_on_connect or conn.api_key is None:
+            return
+        for topic, frame in list(self._fill_history.get(conn.api_key, ())):
+            if topic in conn.topics or "*" in conn.topics:
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await conn.ws.send_str(frame.decode())
 
     async def on_quotes(self, quotes: dict[str, Quote]) -> None:
         """A price step: match resting orders, then serve event-driven public streams."""

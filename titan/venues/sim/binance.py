@@ -618,6 +618,7 @@ class BinanceSim(VenueSim):
         conn.api_key = api_key
         conn.topics.add("*")
         self.private.add(conn)
+        await self.replay_fills(conn)
         try:
             async for _ in ws:
                 pass  # the user data stream takes no requests

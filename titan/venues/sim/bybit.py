@@ -595,6 +595,7 @@ class BybitSim(VenueSim):
                     await ws.send_json(
                         {"success": True, "ret_msg": "", "op": op, "conn_id": conn_id, "req_id": req_id}
                     )
+                    await self.replay_fills(conn)
         finally:
             self.private.discard(conn)
         return ws

@@ -17,6 +17,7 @@ class Faults(msgspec.Struct, kw_only=True):
     unknown_5xx_next_orders: int = 0  # answer the venue's HTTP 5xx "unknown status"
     unknown_5xx_executes: bool = True  # ... and whether the order was really placed behind it
     duplicate_fills: bool = False  # every fill pushed twice on the private stream
+    replay_fills_on_connect: bool = False  # a (re)authenticated private stream first gets past fills again
     reorder_pushes: bool = False  # private messages of one order pushed in reverse order
     fill_before_ack: bool = False  # private order/fill pushes sent before the REST response
     frozen_symbols: list[str] = msgspec.field(default_factory=list)  # canonical; socket stays open

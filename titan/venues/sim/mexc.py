@@ -584,6 +584,7 @@ class MexcSim(VenueSim):
             if req.get("subscribe", param.get("subscribe", True)) is not False:
                 priv.topics.add("*")
             await reply("rs.login", "success")
+            await self.replay_fills(priv)
         elif method == "personal.filter":
             filters = param.get("filters", [])
             priv.topics = {_PUSH_FILTERS[f["filter"]] for f in filters if f.get("filter") in _PUSH_FILTERS}
