@@ -159,18 +159,56 @@ def _write(obj: object, out: list[str]) -> None:
         raise JsonError(f"not a JSON value: {type(obj).__name__}")
 
 
+class _SlowPath(Exception):
+    """The value needs the full writer (a number Python's repr prints differently, an odd key)."""
+
+
+def _normalize(obj: object) -> object:
+    """Keys sorted, integral doubles as ints: a tree the C ``json`` encoder prints exactly as JavaScript.
+
+    Raises :class:`_SlowPath` for anything where that would not hold.
+    """
+    if isinstance(obj, str) or obj is None or isinstance(obj, bool):
+        return obj
+    if isinstance(obj, float):
+        if obj.is_integer():
+            if -_EXACT_INT_LIMIT < obj < _EXACT_INT_LIMIT:
+                return int(obj)
+        elif 1e-4 <= abs(obj) < _EXACT_INT_LIMIT:
+            return obj  # repr() and Number#toString agree here: plain notation, shortest digits
+        raise _SlowPath
+    if isinstance(obj, dict):
+        keys = sorted(obj)
+        for key in keys:
+            # Digit-led keys may be array indices, non-ASCII ones may sort differently in UTF-16.
+            if not key.isascii() or key[:1].isdigit():
+                raise _SlowPath
+        return {key: _normalize(obj[key]) for key in keys}
+    if isinstance(obj, list):
+        return [_normalize(item) for item in obj]
+    raise _SlowPath  # ints, tuples, anything else: the full writer decides
+
+
+_fast_dumps: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
 def canonical_json(obj: object) -> bytes:
     """UTF-8 bytes of ``JSON.stringify(normalize(obj))``: keys ordered recursively, JS numbers, compact.
 
     ``obj`` is what :func:`parse_json` returns (dict/list/str/float/bool/None); Python ints are
     accepted and treated as the double JavaScript would hold.
     """
-    out: list[str] = []
     try:
+        try:
+            # Fast path (the usual signal): normalise in Python, print with the C encoder.
+            return _fast_dumps(_normalize(obj)).encode("utf-8")
+        except (_SlowPath, UnicodeEncodeError):  # UnicodeEncodeError: a lone surrogate to escape
+            pass
+        out: list[str] = []
         _write(obj, out)
+        return "".join(out).encode("utf-8")
     except RecursionError as exc:
         raise JsonError("nesting too deep") from exc
-    return "".join(out).encode("utf-8")
 
 
 def _unique_pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
