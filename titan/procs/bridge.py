@@ -253,6 +253,10 @@ class Bridge:
         self.refs = itertools.count(time.time_ns() // 1000)
         self.pending: dict[int, Msg] = {}  # ref → JetStream message to ACK on IntakeDone
         self.operator_deadlines: deque[tuple[float, int]] = deque()  # (monotonic, ref) fallback ACKs
+        # (monotonic, ref) after which an intent core never answered is forgotten: JetStream has
+        # redelivered it by then (ack_wait) and the redelivery carries a new ref.
+        self.intent_deadlines: deque[tuple[float, int]] = deque()
+        self.heartbeats_dropped = 0
         self.acks: deque[Msg] = deque()
         self.ack_wake = asyncio.Event()
         self.spool_wake = asyncio.Event()
@@ -570,6 +574,10 @@ class Bridge:
             msg = self.pending.pop(ref, None)
             if msg is not None:
                 self.acks.append(msg)
+        while self.intent_deadlines and self.intent_deadlines[0][0] <= now:
+            _, ref = self.intent_deadlines.popleft()
+            if self.pending.pop(ref, None) is not None:
+                self.log.warning("no IntakeDone for intent ref %d within ack_wait: left to redelivery", ref)
 
     async def consume(self, durable: str, handle: Callable[[list[Msg]], Awaitable[None]]) -> None:
         """Fetch batches from one durable pull consumer, re-binding after every new session."""
@@ -633,6 +641,7 @@ class Bridge:
                     place.original = b""
                     data = self.encode(place)
                 self.pending[ref] = msg
+                self.intent_deadlines.append((time.monotonic() + streams.ACK_WAIT_S + 5.0, ref))
                 await self.push_core(data)
                 self.counters.add(INTENTS_FORWARDED)
                 continue
@@ -699,8 +708,14 @@ class Bridge:
             command_id="",
             t_read=time.monotonic_ns(),
         )
-        await self.push_core(self.encode(command))
-        self.counters.add(HEARTBEATS)
+        # A heartbeat only refreshes a timestamp: never wait for room (a later one will do).
+        if self.ring_out.try_push(self.encode(command)):
+            self.core_bell.ring()
+            self.counters.add(HEARTBEATS)
+        else:
+            self.heartbeats_dropped += 1
+            if self.heartbeats_dropped in (1, 100, 10_000):
+                self.log.warning("command ring full: %d heartbeats not forwarded", self.heartbeats_dropped)
 
     async def _on_risk_state(self, msg: Msg) -> None:
         state = parse_risk_state_event(msg.data)
