@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from titan.canonical import DuplicateKeyError, JsonError, canonical_json, js_number, parse_json
+from titan.canonical import DuplicateKeyError, JsonError, _write, canonical_json, js_number, parse_json
 
 VECTORS = Path("/work/shared/vectors")
 
@@ -149,6 +149,30 @@ json_values = st.recursive(
 def test_canonical_is_a_fixed_point_of_parse(value: object) -> None:
     text = canonical_json(value)
     assert canonical_json(parse_json(text)) == text
+
+
+def _reference(value: object) -> bytes:
+    out: list[str] = []
+    _write(value, out)
+    return "".join(out).encode("utf-8", "surrogatepass")
+
+
+boundary_floats = st.sampled_from(
+    [1e-4, 9.999999999999999e-5, 2.0**53, 2.0**53 - 1, -(2.0**53), 1e16, 0.5, -0.0]
+)
+keys = st.text(max_size=6) | st.sampled_from(
+    ["0", "01", "10", "4294967295", "\U0001f600", "\uff61", "\ud800"]
+)
+mixed_values = st.recursive(
+    st.none() | st.booleans() | finite_floats | boundary_floats | st.text(max_size=8) | st.just("\ud800x"),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(keys, children, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(mixed_values)
+def test_fast_path_equals_the_reference_writer(value: object) -> None:
+    assert canonical_json(value) == _reference(value)
 
 
 NODE = shutil.which("node")
