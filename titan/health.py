@@ -30,6 +30,7 @@ import bisect
 from collections.abc import Sequence
 from typing import Final
 
+from titan.messages import Stages
 from titan.risk.reasons import ReasonCode
 from titan.shm.board import StatusBoard
 
@@ -103,14 +104,24 @@ GATEWAY_SLOTS: Final[dict[str, int]] = {
     "canceled": 8,
 }
 ORDER_OUTCOMES: Final = ("filled", "rejected", "unknown", "canceled")
+# Bridge: defined by titan/procs/bridge.py (its module docstring); mirrored here for the readers.
 BRIDGE_SLOTS: Final[dict[str, int]] = {
     "nats_connected": 0,
     "spool_records": 1,
     "spool_bytes": 2,
     "spool_full": 3,
     "events_published": 4,
-    "publish_failures": 5,
-    "queue_depth": 6,
+    "events_spooled": 5,
+    "intents_forwarded": 6,
+    "intents_acked": 7,
+    "intents_refused": 8,
+    "invalid_intents": 9,
+    "operator_forwarded": 10,
+    "operator_rejected": 11,
+    "nats_reconnects": 12,
+    "publish_retries": 13,
+    "heartbeats": 14,
+    "rpc_replies": 15,
 }
 # Marketdata: cell k is 1 while venue MARKETDATA_VENUES[k] is connected; updates_total after them.
 MARKETDATA_VENUES: Final = ("sim", "bybit", "binance", "mexc")
@@ -279,3 +290,44 @@ def supervisor_halt(board: StatusBoard) -> str:
     k = c[SUPERVISOR_SLOTS["halt_proc"]] - 1
     proc = names[k] if 0 <= k < len(names) else "?"
     return f"crash loop: {proc} restarted too often; trading halted by the supervisor"
+
+
+def stage_latencies_us(st: Stages, t_write_ns: int) -> tuple[int, int, int, int, int]:
+    """(total, ingress, core, gateway, ring) in µs from one reply's stamps; -1 where a stage was not passed.
+
+    ``ring`` is the time spent waiting on rings and doorbells between processes (wake-ups).
+    """
+    if not st.t_read:
+        return (-1, -1, -1, -1, -1)
+    total = (t_write_ns - st.t_read) // 1000
+    ingress = (st.t_ring - st.t_read) // 1000 if st.t_ring else -1
+    core = gateway = ring = -1
+    if st.t_core_in and st.t_core_out:
+        if st.t_order_out and st.t_report_in:
+            core = (st.t_order_out - st.t_core_in + st.t_core_out - st.t_report_in) // 1000
+        else:
+            core = (st.t_core_out - st.t_core_in) // 1000
+        ring = (st.t_core_in - st.t_ring) if st.t_ring else 0
+        if st.t_order_out and st.t_gw_in and st.t_gw_out and st.t_report_in:
+            ring += (st.t_gw_in - st.t_order_out) + (st.t_report_in - st.t_gw_out)
+        ring = (ring + max(0, t_write_ns - st.t_core_out)) // 1000
+    if st.t_gw_in and st.t_gw_out:
+        gateway = (st.t_gw_out - st.t_gw_in) // 1000
+    return (total, ingress, core, gateway, ring)
+
+
+def record_replies(recorder: LatencyRecorder, batches: list[tuple[int, list[Stages]]]) -> int:
+    """Ingress: record the stage latencies of replies written at ``t_write_ns``; returns samples taken.
+
+    Ingress appends ``(t_write_ns, [stages, ...])`` per written batch (one list append on the reply
+    path) and calls this on its tick, so the histogram arithmetic stays off the reply path.
+    """
+    n = 0
+    observe = recorder.observe
+    for t_write, stages in batches:
+        for st in stages:
+            for slot, value in enumerate(stage_latencies_us(st, t_write)):
+                if value >= 0:
+                    observe(slot, value)
+            n += 1
+    return n

@@ -245,13 +245,14 @@ def health_body(facts: Facts) -> tuple[int, dict[str, Any]]:
     if bridge is not None:
         b = _named(bridge.counters, BRIDGE_SLOTS)
         nats.update(
-            connected=bool(b["nats_connected"]) or bridge.state == "READY",
-            status="Connected" if (b["nats_connected"] or bridge.state == "READY") else "Disconnected",
+            connected=bool(b["nats_connected"]),
+            status="Connected" if b["nats_connected"] else "Disconnected",
             spool_backlog_records=b["spool_records"],
             spool_backlog_bytes=b["spool_bytes"],
             spool_full=bool(b["spool_full"]),
             events_published=b["events_published"],
-            queue_depth=b["queue_depth"],
+            events_spooled=b["events_spooled"],
+            reconnects=b["nats_reconnects"],
         )
         if b["spool_full"]:
             problems.append("event spool full")
@@ -449,7 +450,7 @@ def _infra_metrics(f: Facts) -> Iterator[Metric]:
     yield depth
     bridge = f.proc("bridge")
     b = _named(bridge.counters, BRIDGE_SLOTS) if bridge is not None else dict.fromkeys(BRIDGE_SLOTS, 0)
-    connected = b["nats_connected"] or (bridge is not None and bridge.state == "READY")
+    connected = b["nats_connected"]
     yield GaugeMetricFamily(
         "titan_execution_nats_connected",
         "1 while the bridge is connected to NATS",
