@@ -1,21 +1,32 @@
-"""The sans-I/O trading engine that `core` runs: commands and venue reports in, replies, orders
-and events out.
+"""The sans-I/O trading engine `core` runs: commands, bridge messages and venue reports in; replies,
+orders, typed events and journal records out.
 
-Deterministic given its input sequence and the clock values passed in (``now_ns`` monotonic,
-``now_ms`` wall): no I/O, no clock reads, no randomness. The `core` process is a thin driver
-that pops ring messages, calls these methods and pushes what the :class:`Outbox` receives.
+Deterministic given its input sequence and the injected clock: no I/O, no clock reads but through
+:class:`~titan.engine.ports.Clock`, no randomness. Every state change is a journal record, appended
+(:class:`~titan.engine.ports.Journal`) and then applied to :class:`~titan.state.replay.CoreState` by
+the same code replay uses, *before* anything it causes leaves through the outbox.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-from dataclasses import dataclass, field
-from decimal import ROUND_DOWN, Decimal
-from typing import Any, Protocol
+import logging
+from collections.abc import Iterable
+from decimal import Decimal, localcontext
+from typing import Any, Final
 
 import msgspec
 
+from titan.engine.events import (
+    drift_event,
+    exposure_event,
+    fill_event,
+    report_event,
+    trade_event,
+    truth_event,
+)
+from titan.engine.ports import Clock, FlagFiles, Journal, Outbox, Quote, Quotes
+from titan.engine.settings import EngineSettings
+from titan.events.payloads import DlqEvent, RejectEvent, ShadowFillEvent
 from titan.messages import (
     ACK,
     CANCELED,
@@ -26,454 +37,1171 @@ from titan.messages import (
     REJECTED,
     UNKNOWN,
     Abort,
+    CancelRequest,
     Confirm,
-    Event,
+    IntakeDone,
     Intent,
+    OperatorCommand,
     OrderRequest,
+    PlaceIntent,
     Prepare,
+    ReconcileRequest,
+    ReconcileSnapshot,
     Reply,
     Stages,
     VenueReport,
+    VenueStatus,
 )
-from titan.symbols import SymbolError, normalize_symbol, subject_symbol, venue_symbol
+from titan.risk.checks import Approval, CheckInputs, Denial, RiskIntent, run_checks
+from titan.risk.drift import detect_drift
+from titan.risk.intake import IntakeError, risk_intent, with_size
+from titan.risk.policy import PolicyError, RiskPolicy, RiskState, parse_policy
+from titan.risk.reasons import DLQ_PREFIX, ReasonCode
+from titan.risk.state import HaltMode, HaltState, RiskControl
+from titan.routing.coid import client_order_id, flatten_signal_id, is_our_coid
+from titan.state.decimals import MONEY_CONTEXT, ZERO, plain
+from titan.state.fsm import TERMINAL_STATES, LegState
+from titan.state.reconcile import position_correction
+from titan.state.records import (
+    CashRecord,
+    CoidAdopted,
+    FillRecord,
+    IntentAccepted,
+    IntentDenied,
+    JournalEntry,
+    LegPlan,
+    LegTransitionRecord,
+    PolicyRecord,
+    Record,
+    RiskRecord,
+)
+from titan.state.replay import CoreState, TrackedLeg
+from titan.state.shadow import Fill, FillEffect
+from titan.symbols import venue_symbol
 
-ZERO = Decimal(0)
-_json = msgspec.json.Encoder()
+log = logging.getLogger("titan.core.engine")
 
-
-class Quote(msgspec.Struct, frozen=True, gc=False):
-    bid: Decimal
-    ask: Decimal
-    exchange_ts_ms: int
-    recv_mono_ns: int
-
-
-class Quotes(Protocol):
-    """Read access to the ticker table."""
-
-    def get(self, venue: str, symbol: str) -> Quote | None: ...
-
-
-class Outbox(Protocol):
-    def reply(self, reply: Reply) -> None: ...
-    def order(self, venue: str, order: OrderRequest) -> None: ...
-    def event(self, event: Event) -> None: ...
-
-
-@dataclass(frozen=True)
-class Instrument:
-    tick_size: Decimal
-    lot_step: Decimal
-    min_qty: Decimal
-    min_notional: Decimal
-
-
-@dataclass(frozen=True)
-class EngineSettings:
-    venue: str  # the (single, for now) venue orders go to
-    price_source: str  # the ticker-table venue for that venue's quotes
-    instruments: dict[str, Instrument]
-    staleness_ms: int = 200
-    prepare_ttl_ms: int = 10_000
-    confirm_reply_deadline_ms: int = 750
-    sizing: str = "legacy"
-    fixed_notional: Decimal = Decimal(100)
-    equity: Decimal = Decimal(10_000)
-    armed: bool = True
-    shadow_fills: bool = True
-    producer: str = "titan-execution-rs"
-    account: str = "main"
+S = LegState
+_FIRST_OUTCOME_PENDING: Final = frozenset({S.ACCEPTED, S.SENT})
+_LEG_FAILED: Final = frozenset({S.REJECTED, S.DENIED, S.FAILED})
+_REPORT_STATE: Final[dict[str, LegState]] = {
+    ACK: S.ACKED,
+    REJECTED: S.REJECTED,
+    DENIED: S.DENIED,
+    FAILED: S.FAILED,
+    UNKNOWN: S.UNKNOWN,
+    CANCELED: S.CANCELED,
+    EXPIRED: S.EXPIRED,
+}
+# Outcomes a gateway reports for an order that never left it: no SENT before them.
+_NOT_SENT: Final = frozenset({DENIED, FAILED})
+_CLOSE_TYPES: Final = frozenset({"CLOSE", "CLOSE_LONG", "CLOSE_SHORT"})
+_LEGACY_MIN_NOTIONAL: Final = Decimal(10)
+RECONCILE_ANSWER_NS: Final = 10_000_000_000
 
 
-def client_order_id(signal_id: str, venue: str, leg: int, attempt: int = 0) -> str:
-    """risk-and-state.md §12: ``te`` + base32(sha256(id))[:20] + venue code + leg + attempt (26 chars)."""
-    digest = base64.b32encode(hashlib.sha256(signal_id.encode()).digest()).decode().lower()[:20]
-    code = {"bybit": "y", "binance": "b", "mexc": "m", "paper": "p"}[venue]
-    return f"te{digest}{code}{leg:02d}{'0123456789abcdefghijklmnopqrstuvwxyz'[attempt]}"
+class Prepared(msgspec.Struct, gc=False):
+    """A PREPARE waiting for its CONFIRM (memory only: a restart forgets it, CONFIRM then says so)."""
 
-
-def dec_str(d: Decimal) -> str:
-    """Plain decimal text: no exponent, ``"0"`` for zero."""
-    if d == 0:
-        return "0"
-    text = format(d.normalize(), "f")
-    return text
-
-
-@dataclass
-class Prepared:
     intent: Intent
-    symbol: str
-    qty: Decimal
+    risk: RiskIntent
     notional: Decimal
-    order_type: str
     prepared_ns: int
+    t_ingress_ms: int
 
 
-@dataclass
-class Order:
-    coid: str
-    signal_id: str
-    venue: str
-    symbol: str
-    side: str
-    qty: Decimal
-    state: str = "SENT"
-    filled: Decimal = ZERO
-    notional_filled: Decimal = ZERO
-    venue_order_id: str = ""
-    trade_ids: set[str] = field(default_factory=set)
+class PendingReply(msgspec.Struct, gc=False):
+    """A CONFIRM answered when every leg has its first venue outcome, or at the deadline."""
 
-
-@dataclass
-class PendingReply:
     conn: int
     req: int
-    signal_id: str
     deadline_ns: int
     stages: Stages
 
 
-@dataclass
-class ConfirmedIntent:
-    signal_id: str
-    coids: list[str]
-    status: str = "PENDING"
+class Counters(msgspec.Struct, gc=False):
+    """Local counters the process publishes on its status-board row."""
 
-
-@dataclass
-class Position:
-    size: Decimal = ZERO  # signed
-    entry: Decimal = ZERO
+    intents_accepted: int = 0
+    replies: int = 0
+    denials: dict[str, int] = msgspec.field(default_factory=dict)
+    duplicates: int = 0
+    prepared_swept: int = 0
+    illegal_reports: int = 0
+    foreign_orders: int = 0
 
 
 class Engine:
-    def __init__(self, settings: EngineSettings, quotes: Quotes, out: Outbox) -> None:
+    def __init__(
+        self,
+        settings: EngineSettings,
+        clock: Clock,
+        quotes: Quotes,
+        out: Outbox,
+        journal: Journal,
+        files: FlagFiles | None = None,
+        state: CoreState | None = None,
+    ) -> None:
         self.s = settings
+        self.clock = clock
         self.quotes = quotes
         self.out = out
+        self.journal = journal
+        self.files = files
+        self.state = state or CoreState()
+        self.policy: RiskPolicy = settings.policy
+        self.control = RiskControl(
+            heartbeat_required=settings.heartbeat_required,
+            heartbeat_timeout_ms=settings.heartbeat_timeout_ms,
+            escalate_only_events=settings.risk_state_events == "escalate_only",
+        )
         self.prepared: dict[str, Prepared] = {}
-        self.confirmed: dict[str, ConfirmedIntent] = {}
-        self.orders: dict[str, Order] = {}
-        self.pending: dict[str, PendingReply] = {}  # signal_id -> the CONFIRM waiting for its outcome
-        self.positions: dict[str, Position] = {}
-        self.seq = 0
+        self.pending: dict[str, PendingReply] = {}
+        self.counters = Counters()
+        self.reconciling: dict[str, int] = {}  # venue → when its request went out (ns)
+        self.reconciled_once: set[str] = set()
+        self.cooldown_until_ms: dict[str, int] = {}
+        self.supervisor_halt = False
+        self.fatal: str | None = None  # set when the engine must stop (reconcile start timeout)
+        self.started_ns = 0
+        self.next_truth_ns = 0
+        self.next_sweep_ns = 0
+        self.next_periodic_reconcile_ns = 0
+        self.armed_reason = ""
 
-    # --- commands ----------------------------------------------------------------------------
+    # --- start ----------------------------------------------------------------------------------
 
-    def on_command(self, cmd: Prepare | Confirm | Abort, now_ns: int, now_ms: int) -> None:
+    def restore(self, entries: Iterable[JournalEntry]) -> int:
+        """Rebuild state from journal entries (same code as live); returns how many were applied."""
+        n = 0
+        for entry in entries:
+            self.state.apply_entry(entry)
+            n += 1
+        return n
+
+    def start(self, armed_file: bool | None, halt_file: HaltState | None, first_start: bool) -> None:
+        """After :meth:`restore`: adopt persisted risk control and the flag files, then reconcile.
+
+        ``armed_file``/``halt_file`` are what the state directory holds (None: no such file). A first
+        start (empty journal) arms when ``execution.armed_at_start`` is set and books paper cash.
+        """
+        now_ns, now_ms = self.clock.mono_ns(), self.clock.wall_ms()
+        self.started_ns = now_ns
+        self.control = RiskControl(
+            self.state.risk,
+            heartbeat_required=self.s.heartbeat_required,
+            heartbeat_timeout_ms=self.s.heartbeat_timeout_ms,
+            started_ms=now_ms,
+            escalate_only_events=self.s.risk_state_events == "escalate_only",
+        )
+        if self.state.policy_document is not None:
+            try:
+                self.policy = parse_policy(self.state.policy_document)
+            except PolicyError:
+                log.error("journaled policy update no longer parses; keeping the configured policy")
+        armed = bool(armed_file) or (first_start and self.s.armed_at_start)
+        halt = halt_file or HaltState()
+        if first_start and self.s.initial_cash is not None:
+            self._record(CashRecord(self.s.account, self.s.initial_cash), now_ms, now_ns)
+        if armed != self.control.armed or halt != self.control.halt:
+            self.control.set_armed(armed)
+            self.control.set_halt(halt)
+            self.armed_reason = "armed at start (execution.armed_at_start)" if armed else ""
+            self._persist_control(now_ms, now_ns)
+        elif first_start and self.files is not None:
+            self.files.save(armed, self.armed_reason, halt)
+        for venue in self.s.venues:
+            if venue in self.s.reconcile_venues:
+                self._request_reconcile(venue, "start", now_ns)
+            else:
+                self.reconciled_once.add(venue)
+        self.next_truth_ns = now_ns  # first truth snapshot at start
+        self.next_sweep_ns = now_ns + self.s.prepare_sweep_ms * 1_000_000
+        self.next_periodic_reconcile_ns = now_ns + self.s.reconcile_interval_ms * 1_000_000
+        self.on_timer()
+
+    @property
+    def ready(self) -> bool:
+        """Accepting intents: every venue reconciled once since start."""
+        return len(self.reconciled_once) == len(self.s.venues)
+
+    @property
+    def halt_mode(self) -> HaltMode:
+        return HaltMode.HARD if self.supervisor_halt else self.control.halt.state
+
+    # --- journal --------------------------------------------------------------------------------
+
+    def _record(self, record: Record, now_ms: int, now_ns: int) -> FillEffect | None:
+        """Journal first, then apply with replay's code: nothing leaves core before its record."""
+        seq = self.journal.append(record, now_ms, now_ns)
+        self.state.last_seq = seq
+        return self.state.apply(record, now_ms)
+
+    def _persist_control(self, now_ms: int, now_ns: int) -> None:
+        self._record(RiskRecord(self.control.persisted()), now_ms, now_ns)
+        if self.files is not None:
+            self.files.save(self.control.armed, self.armed_reason, self.control.halt)
+
+    # --- check inputs ---------------------------------------------------------------------------
+
+    def quote(self, venue: str, symbol: str) -> Quote | None:
+        return self.quotes.get(self.s.price_sources.get(venue, venue), symbol)
+
+    def check_inputs(self, intent: RiskIntent, now_ms: int, now_ns: int) -> CheckInputs:
+        views = self.state.check_views(intent.account, intent.symbol, now_ms, self.s.daily_loss_net)
+        metas = self.s.instruments.get(intent.symbol, {})
+        tickers = {v: q for v in metas if (q := self.quote(v, intent.symbol)) is not None}
+        cooldowns = {v: t for v, t in self.cooldown_until_ms.items() if t > now_ms}
+        return CheckInputs(
+            intent=intent,
+            policy=self.policy,
+            config=self.s.checks,
+            now_ms=now_ms,
+            now_mono_ns=now_ns,
+            effective_state=self.control.effective_state(now_ms),
+            armed=self.control.armed or intent.flatten,
+            halt=HaltMode.OPEN if intent.flatten else self.halt_mode,
+            duplicate_signal_id=intent.signal_id in self.state.accepted_ids,
+            duplicate_causation_id=self.state.causation.is_duplicate(intent.causation_id, now_ms),
+            registered_venues=self.s.venues,
+            reconciling_venues=frozenset(self.reconciling),
+            cooldown_until_ms=cooldowns,
+            instruments=metas,
+            tickers=tickers,
+            positions=views.positions,
+            working_signed_qty=views.working_signed_qty,
+            open_intents=views.open_intents,
+            daily_pnl=views.daily_pnl,
+            equity=views.equity,
+            gross_exposure=views.gross_exposure,
+        )
+
+    def _deny_counted(self, code: str) -> None:
+        self.counters.denials[code] = self.counters.denials.get(code, 0) + 1
+
+    # --- FastPath -------------------------------------------------------------------------------
+
+    def on_command(self, cmd: Prepare | Confirm | Abort) -> None:
+        now_ns, now_ms = self.clock.mono_ns(), self.clock.wall_ms()
         stages = Stages(t_read=cmd.t_read, t_ring=cmd.t_ring, t_core_in=now_ns)
         fields: dict[str, Any] | None
-        if isinstance(cmd, Prepare):
-            fields = self._prepare(cmd.intent, now_ns)
-        elif isinstance(cmd, Confirm):
-            fields = self._confirm(cmd, stages, now_ns, now_ms)
-        else:
+        if isinstance(cmd, Abort):
             fields = self._abort(cmd.signal_id)
-        if fields is not None:  # None: answered when the order's first outcome arrives
+        elif not self.ready:
+            sid = cmd.intent.signal_id if isinstance(cmd, Prepare) else cmd.signal_id
+            code = ReasonCode.ENGINE_NOT_READY
+            fields = {
+                "signal_id": sid,
+                "rejected": True,
+                "reason": code,
+                "error": code,
+                "message": "core is reconciling with the venues",
+            }
+        elif isinstance(cmd, Prepare):
+            fields = self._prepare(cmd.intent, now_ns, now_ms)
+        else:
+            fields = self._confirm(cmd, stages, now_ns, now_ms)
+        if fields is not None:  # None: answered when the legs' first outcomes arrive
             self._reply(cmd.conn, cmd.req, fields, stages)
 
     def _reply(self, conn: int, req: int, fields: dict[str, Any], stages: Stages) -> None:
+        self.counters.replies += 1
         self.out.reply(Reply(conn=conn, req=req, fields=fields, stages=stages))
 
-    def _deny(self, key: str, signal_id: str, code: str, message: str) -> dict[str, Any]:
-        return {"signal_id": signal_id, key: False, "rejected": True, "reason": code, "message": message}
+    @staticmethod
+    def _denied(key: str, sid: str, code: str, message: str, **extra: Any) -> dict[str, Any]:
+        return {"signal_id": sid, key: False, "rejected": True, "reason": code, "message": message, **extra}
 
-    def _prepare(self, intent: Intent, now_ns: int) -> dict[str, Any]:
+    def _size_notional(self, intent: Intent, account: str) -> Decimal:
+        """fastpath.md §8 step 2: ``position_size`` when > 0, else the configured sizer (USD)."""
+        with localcontext(MONEY_CONTEXT):
+            if intent.position_size:
+                proposed = Decimal(intent.position_size)
+                if proposed > 0:
+                    return proposed
+            if self.s.sizing == "fixed_notional":
+                return self.s.fixed_notional
+            equity = self.state.shadow.equity(account) or ZERO
+            conf = Decimal(str(intent.confidence if intent.confidence is not None else 0))
+            conf_pct = conf * 100 if conf <= 1 else conf
+            lev = Decimal(str(intent.leverage)) if intent.leverage else Decimal(1)
+            legacy = equity * Decimal("0.02") * (conf_pct / 100 * Decimal("0.25")) / lev
+            return max(_LEGACY_MIN_NOTIONAL, legacy)
+
+    def _prepare(self, intent: Intent, now_ns: int, now_ms: int) -> dict[str, Any]:
         sid = intent.signal_id
-        if sid in self.confirmed:
-            return self._deny("prepared", sid, "DUPLICATE_SIGNAL_ID", f"signal {sid} was already confirmed")
+        if sid in self.state.accepted_ids:
+            self._deny_counted(ReasonCode.DUPLICATE_SIGNAL_ID)
+            return self._denied(
+                "prepared", sid, ReasonCode.DUPLICATE_SIGNAL_ID, f"signal {sid} was already confirmed"
+            )
         try:
-            symbol = normalize_symbol(intent.symbol)
-        except SymbolError as exc:
-            return self._deny("prepared", sid, "UNKNOWN_SYMBOL", str(exc))
-        inst = self.s.instruments.get(symbol)
-        if inst is None:
-            return self._deny("prepared", sid, "UNKNOWN_SYMBOL", f"Unknown symbol '{symbol}'")
-        quote = self.quotes.get(self.s.price_source, symbol)
-        if quote is None:
-            return self._deny(
-                "prepared", sid, "MARKET_DATA_STALE", f"Market Data Stale: {symbol} on {self.s.venue}"
-            )
-        age_ms = (now_ns - quote.recv_mono_ns) // 1_000_000
-        if self.s.staleness_ms and age_ms > self.s.staleness_ms:
-            return self._deny(
-                "prepared",
-                sid,
-                "MARKET_DATA_STALE",
-                f"Market Data Stale: {symbol} on {self.s.venue} ({age_ms} ms > {self.s.staleness_ms} ms)",
-            )
-        ref = Decimal(intent.entry_zone[0]) if intent.entry_zone else ZERO
-        if ref <= 0:
-            ref = (quote.bid + quote.ask) / 2
-        notional = self._size(intent)
-        if notional <= 0:
-            return self._deny("prepared", sid, "INVALID_SIZE", "Invalid size (<= 0)")
-        qty = (notional / ref / inst.lot_step).to_integral_value(ROUND_DOWN) * inst.lot_step
-        if qty < inst.min_qty or qty <= 0:
-            return self._deny(
-                "prepared", sid, "BELOW_MIN_QTY", f"quantity {dec_str(qty)} below {inst.min_qty}"
-            )
-        order_type = "MARKET"
-        self.prepared[sid] = Prepared(intent, symbol, qty, notional, order_type, now_ns)
+            base = risk_intent(intent, ZERO)
+            notional = self._size_notional(intent, base.account)
+        except (IntakeError, ArithmeticError, ValueError) as exc:
+            self._deny_counted(ReasonCode.INVALID_INTENT)
+            return self._denied("prepared", sid, ReasonCode.INVALID_INTENT, str(exc))
+        ref = base.entry_zone[0] if base.entry_zone and base.entry_zone[0] > 0 else None
+        if ref is None:
+            metas = self.s.instruments.get(base.symbol, {})
+            quote = next((q for v in metas if (q := self.quote(v, base.symbol)) is not None), None)
+            ref = None if quote is None else quote.mid
+        qty = ZERO if ref is None or ref <= 0 else MONEY_CONTEXT.divide(notional, ref)
+        risk = with_size(base, qty)
+        verdict = run_checks(self.check_inputs(risk, now_ms, now_ns))
+        if isinstance(verdict, Denial):
+            code = self._fastpath_code(verdict.code)
+            self._deny_counted(code)
+            return self._denied("prepared", sid, code, verdict.text)
+        # A repeat PREPARE of a prepared id replaces it and restarts the TTL.
+        self.prepared[sid] = Prepared(intent, risk, notional, now_ns, now_ms)
+        quantity = sum((leg.qty for leg in verdict.legs), ZERO)
         return {
             "signal_id": sid,
             "prepared": True,
             "position_size": float(notional),
-            "quantity": dec_str(qty),
-            "order_type": order_type,
+            "quantity": plain(quantity),
+            "order_type": _order_type_label(verdict),
         }
 
-    def _size(self, intent: Intent) -> Decimal:
-        if intent.position_size:
-            ps = Decimal(intent.position_size)
-            if ps > 0:
-                return ps
-        if self.s.sizing == "fixed_notional":
-            return self.s.fixed_notional
-        conf = Decimal(str(intent.confidence if intent.confidence is not None else 0))
-        conf_pct = conf * 100 if conf <= 1 else conf
-        lev = Decimal(str(intent.leverage)) if intent.leverage else Decimal(1)
-        legacy = self.s.equity * Decimal("0.02") * (conf_pct / 100 * Decimal("0.25")) / lev
-        return max(Decimal(10), legacy)
+    @staticmethod
+    def _fastpath_code(code: ReasonCode) -> str:
+        return ReasonCode.EXECUTION_DISABLED_BY_OPERATOR if code is ReasonCode.SYSTEM_DISARMED else code
 
     def _confirm(self, cmd: Confirm, stages: Stages, now_ns: int, now_ms: int) -> dict[str, Any] | None:
         sid = cmd.signal_id
-        done = self.confirmed.get(sid)
-        if done is not None:
-            fields = self._intent_outcome(done)
+        if sid in self.state.accepted_ids:
+            self.counters.duplicates += 1
+            fields = self.outcome_fields(sid, final=False)
             fields["duplicate"] = True
             return fields
-        prep = self.prepared.pop(sid, None)
+        prep = self.prepared.pop(sid, None)  # deleted in every case (fastpath.md §9)
         if prep is None:
-            return {
-                "signal_id": sid,
-                "executed": False,
-                "rejected": True,
-                "reason": "PREPARE_NOT_FOUND",
-                "message": "CONFIRM received without prior PREPARE",
-            }
+            return self._denied(
+                "executed", sid, ReasonCode.PREPARE_NOT_FOUND, "CONFIRM received without prior PREPARE"
+            )
         age_ms = (now_ns - prep.prepared_ns) // 1_000_000
         if age_ms > self.s.prepare_ttl_ms:
             return {
                 "signal_id": sid,
                 "executed": False,
                 "rejected": True,
-                "reason": "STALE_SIGNAL",
+                "reason": ReasonCode.STALE_SIGNAL,
                 "age_ms": age_ms,
                 "max_age_ms": self.s.prepare_ttl_ms,
             }
-        if not self.s.armed:
+        halt = self.halt_mode
+        if halt is HaltMode.HARD or (halt is HaltMode.SOFT and not prep.risk.reduce_only):
+            return self._denied("executed", sid, ReasonCode.SYSTEM_HALTED, f"System halted ({halt.value})")
+        if not self.control.armed:
             return {
                 "signal_id": sid,
                 "executed": False,
                 "rejected": True,
-                "reason": "EXECUTION_DISABLED_BY_OPERATOR",
+                "reason": ReasonCode.EXECUTION_DISABLED_BY_OPERATOR,
                 "master_arm": False,
             }
+        verdict = run_checks(self.check_inputs(prep.risk, now_ms, now_ns))
+        if isinstance(verdict, Denial):
+            code = self._fastpath_code(verdict.code)
+            self._deny_counted(code)
+            self._record(IntentDenied(sid, code, verdict.text, prep.risk.causation_id), now_ms, now_ns)
+            return self._denied("executed", sid, code, verdict.text)
         intent = prep.intent
-        side = "BUY" if intent.direction > 0 else "SELL"
-        coid = client_order_id(sid, self.s.venue, 0)
-        order = Order(coid, sid, self.s.venue, prep.symbol, side, prep.qty)
-        self.orders[coid] = order
-        self.confirmed[sid] = ConfirmedIntent(sid, [coid])
-        stages.t_order_out = now_ns
-        self.out.order(
-            self.s.venue,
-            OrderRequest(
-                coid=coid,
-                signal_id=sid,
-                leg=0,
-                venue=self.s.venue,
-                account=self.s.account,
-                symbol=prep.symbol,
-                venue_symbol=venue_symbol(prep.symbol, self.s.venue),
-                side=side,
-                order_type=prep.order_type,
-                tif="IOC",
-                qty=dec_str(prep.qty),
-                price=None,
-                reduce_only=False,
-                t_signal_ms=intent.t_signal_ms,
-                t_core_in=stages.t_core_in,
-                t_core_out=now_ns,
-            ),
+        self._accept(
+            prep.risk, verdict, intent.t_signal_ms, prep.t_ingress_ms, sid, (), now_ms, now_ns, stages
         )
         if self.s.shadow_fills:
             self._shadow_fill(intent, prep, now_ms)
         self.pending[sid] = PendingReply(
-            cmd.conn, cmd.req, sid, now_ns + self.s.confirm_reply_deadline_ms * 1_000_000, stages
+            cmd.conn, cmd.req, now_ns + self.s.confirm_reply_deadline_ms * 1_000_000, stages
         )
         return None
 
     def _abort(self, sid: str) -> dict[str, Any]:
-        if sid in self.confirmed:
-            return {"signal_id": sid, "aborted": False, "reason": "ALREADY_CONFIRMED"}
+        if sid in self.state.accepted_ids:
+            return {"signal_id": sid, "aborted": False, "reason": ReasonCode.ALREADY_CONFIRMED}
         self.prepared.pop(sid, None)
         return {"signal_id": sid, "aborted": True}
 
-    def _intent_outcome(self, ci: ConfirmedIntent) -> dict[str, Any]:
-        orders = [self.orders[c] for c in ci.coids if c in self.orders]
-        filled = sum((o.filled for o in orders), ZERO)
-        notional = sum((o.notional_filled for o in orders), ZERO)
-        states = {o.state for o in orders}
-        fields: dict[str, Any] = {"signal_id": ci.signal_id, "order_ids": ci.coids}
-        if orders and states <= {"REJECTED", "DENIED", "FAILED"}:
-            fields.update(executed=False, rejected=True, reason="VENUE_REJECTED", venue_errors=[])
+    def outcome_fields(self, sid: str, final: bool) -> dict[str, Any]:
+        """The CONFIRM reply for an accepted intent (fastpath.md §9, reply-timing table)."""
+        outcome = self.state.outcome(sid)
+        fields: dict[str, Any] = {"signal_id": sid}
+        if outcome is None:
+            fields.update(executed=True, status="UNKNOWN")
+            return fields
+        fields["order_ids"] = list(outcome.coids)
+        tracked = self.state.intents.get(sid)
+        states = (
+            [self.state.legs[p.coid].fsm.state for p in tracked.accepted.legs if p.coid in self.state.legs]
+            if tracked is not None
+            else []
+        )
+        if outcome.filled_qty <= 0 and (
+            (states and all(s in _LEG_FAILED for s in states))
+            or (not states and outcome.status.value == "REJECTED")
+        ):
+            fields.update(
+                executed=False,
+                rejected=True,
+                reason=ReasonCode.VENUE_REJECTED,
+                venue_errors=list(outcome.venue_errors),
+            )
             return fields
         fields["executed"] = True
-        if filled > 0:
-            fields["status"] = "FILLED" if states == {"FILLED"} else "PARTIALLY_FILLED"
-            fields["fill_price"] = float(notional / filled)
-            fields["filled_qty"] = dec_str(filled)
-        elif "UNKNOWN" in states or "SENT" in states:
+        if outcome.filled_qty > 0:
+            done = outcome.status.value == "EXECUTED"
+            fields["status"] = "FILLED" if done else "PARTIALLY_FILLED"
+            fields["fill_price"] = float(MONEY_CONTEXT.divide(outcome.filled_notional, outcome.filled_qty))
+            fields["filled_qty"] = plain(outcome.filled_qty)
+        elif any(s is S.UNKNOWN or s in _FIRST_OUTCOME_PENDING for s in states):
             fields["status"] = "UNKNOWN"
+        elif states and all(s in (S.ACKED, S.PENDING_CANCEL) for s in states if s not in TERMINAL_STATES):
+            fields["status"] = "ACKED" if any(s not in TERMINAL_STATES for s in states) else "CANCELED"
         else:
-            fields["status"] = "ACKED"
+            fields["status"] = outcome.status.value if not states else "ACKED"
         return fields
 
-    # --- venue reports -----------------------------------------------------------------------
-
-    def on_report(self, rep: VenueReport, now_ns: int, now_ms: int) -> None:
-        order = self.orders.get(rep.coid)
-        if order is None:
+    def _shadow_fill(self, intent: Intent, prep: Prepared, now_ms: int) -> None:
+        venue = next(iter(self.s.instruments.get(prep.risk.symbol, {})), None)
+        quote = None if venue is None else self.quote(venue, prep.risk.symbol)
+        if quote is None:
             return
+        self.out.event(
+            ShadowFillEvent(
+                shadow_id=intent.signal_id,
+                signal_id=intent.signal_id,
+                symbol_as_given=intent.symbol,
+                direction=intent.direction,
+                best_bid=quote.bid,
+                best_ask=quote.ask,
+                size=prep.risk.size,
+                t_signal=intent.t_signal_ms,
+                t_ingress=prep.t_ingress_ms,
+                t_decision=now_ms,
+                t_exchange=quote.exchange_ts_ms or now_ms,
+            )
+        )
+
+    # --- accepting an intent: journal, then orders ----------------------------------------------
+
+    def _accept(
+        self,
+        risk: RiskIntent,
+        approval: Approval,
+        t_signal_ms: int,
+        t_ingress_ms: int,
+        correlation_id: str | None,
+        dedupe_ids: tuple[str, ...],
+        now_ms: int,
+        now_ns: int,
+        stages: Stages | None,
+    ) -> IntentAccepted:
+        decision = approval.decision
+        metas = self.s.instruments.get(risk.symbol, {})
+        plans: list[LegPlan] = []
+        for leg in approval.legs:
+            meta = metas[leg.venue]
+            price = None
+            if decision.order_type == "LIMIT" and decision.price is not None:
+                price = meta.round_price(decision.price, approval.side)
+            plans.append(
+                LegPlan(
+                    coid=client_order_id(risk.signal_id, leg.venue, leg.index),
+                    leg=leg.index,
+                    venue=leg.venue,
+                    qty=leg.qty,
+                    order_type=decision.order_type,
+                    tif=decision.tif,
+                    price=price,
+                    venue_symbol=venue_symbol(risk.symbol, leg.venue),
+                )
+            )
+        close_reason = (
+            "FLATTEN" if risk.flatten else ("MANUAL" if risk.intent_type in _CLOSE_TYPES else "OPPOSITE_FILL")
+        )
+        record = IntentAccepted(
+            signal_id=risk.signal_id,
+            account=risk.account,
+            symbol=risk.symbol,
+            side=approval.side,
+            quantity=approval.quantity,
+            unallocated=approval.unallocated,
+            reference_price=approval.reference_price,
+            legs=tuple(plans),
+            reduce_only=approval.reduce_only,
+            causation_id=risk.causation_id,
+            source=risk.source,
+            t_signal_ms=t_signal_ms,
+            t_ingress_ms=t_ingress_ms,
+            t_mono_ns=now_ns,
+            correlation_id=correlation_id,
+            dedupe_ids=dedupe_ids,
+            entry_zone=risk.entry_zone,
+            close_reason=close_reason,
+        )
+        self._record(record, now_ms, now_ns)
+        self.counters.intents_accepted += 1
+        side = "BUY" if approval.side > 0 else "SELL"
+        for plan in plans:
+            meta = metas[plan.venue]
+            self.out.order(
+                plan.venue,
+                OrderRequest(
+                    coid=plan.coid,
+                    signal_id=risk.signal_id,
+                    leg=plan.leg,
+                    venue=plan.venue,
+                    account=risk.account,
+                    symbol=risk.symbol,
+                    venue_symbol=plan.venue_symbol,
+                    side=side,
+                    order_type=plan.order_type,
+                    tif=plan.tif,
+                    qty=plain(meta.to_venue_units(plan.qty)),
+                    price=None if plan.price is None else plain(plan.price),
+                    reduce_only=approval.reduce_only,
+                    t_signal_ms=t_signal_ms,
+                    t_core_in=now_ns if stages is None else stages.t_core_in,
+                    t_core_out=self.clock.mono_ns(),
+                ),
+            )
+            if stages is not None and not stages.t_order_out:
+                stages.t_order_out = self.clock.mono_ns()  # the real push time of the first order
+        for plan in plans:
+            leg_state = self.state.legs.get(plan.coid)
+            if leg_state is not None:
+                self.out.event(report_event(self, leg_state, record, None, now_ms))
+        return record
+
+    # --- NATS intake (nats.md §5 rows 0–2, 8–11) -------------------------------------------------
+
+    def on_bridge(self, msg: PlaceIntent | OperatorCommand) -> None:
+        if isinstance(msg, PlaceIntent):
+            self._place(msg)
+        else:
+            self._operator(msg)
+
+    def _place(self, msg: PlaceIntent) -> None:
+        now_ns, now_ms = self.clock.mono_ns(), self.clock.wall_ms()
+        intent = msg.intent
+        sid = intent.signal_id
+        dedupe = tuple(msg.dedupe_ids)
+        corr = msg.correlation_id or sid
+        mid = dedupe[0] if dedupe else f"ref:{msg.ref}"
+        # Row 0: a redelivery of an envelope core already journaled.
+        if any(i in self.state.journaled_ids for i in dedupe):
+            self.counters.duplicates += 1
+            self.out.event(IntakeDone(msg.ref, "duplicate"))
+            return
+
+        def reject(reason: str, code: str, text: str, dlq: str | None, **extra: Any) -> None:
+            self._deny_counted(code)
+            self._record(
+                IntentDenied(
+                    sid,
+                    code,
+                    text,
+                    intent.causation_id,
+                    duplicate=code == "DUPLICATE_SIGNAL_ID",
+                    dedupe_ids=dedupe,
+                ),
+                now_ms,
+                now_ns,
+            )
+            self.out.event(
+                RejectEvent(
+                    reason=reason,
+                    intent_id=sid,
+                    brain_instance_id=corr,
+                    timestamp=now_ms,
+                    code=code,
+                    message=text,
+                    message_id=mid,
+                    **extra,
+                )
+            )
+            if dlq is not None:
+                self.out.event(
+                    DlqEvent(
+                        reason=dlq,
+                        original=msg.original,
+                        t_ingress=msg.t_ingress_ms,
+                        message_id=mid,
+                        code=code,
+                    )
+                )
+            self.out.event(IntakeDone(msg.ref, "rejected"))
+
+        halt = self.halt_mode
+        if halt is HaltMode.HARD or (halt is HaltMode.SOFT and intent.intent_type not in _CLOSE_TYPES):
+            return reject(
+                "system_halted", "SYSTEM_HALTED", f"System halted ({halt.value}): new intents denied", None
+            )
+        if not self.control.armed:
+            return reject("system_disarmed", "SYSTEM_DISARMED", "System disarmed", None)
+        active = self.policy.policy_hash
+        if intent.policy_hash is not None and intent.policy_hash != active:
+            got = intent.policy_hash
+            return reject(
+                "policy_hash_mismatch",
+                "POLICY_HASH_MISMATCH",
+                f"Policy Hash Mismatch: Expected {active}, Got {got}",
+                f"Policy Hash mismatch: exp {active} got {got}",
+                expected_policy_hash=active,
+                got_policy_hash=got,
+            )
+        if sid in self.state.accepted_ids:
+            text = f"Invalid intent: Duplicate signal_id {sid}"
+            return reject("duplicate_signal_id", "DUPLICATE_SIGNAL_ID", text, text)
+        if not self.ready:
+            return reject(
+                "engine_not_ready", "ENGINE_NOT_READY", "Engine not ready", "Invalid intent: Engine not ready"
+            )
+        try:
+            risk = risk_intent(intent)
+        except IntakeError as exc:
+            text = f"Invalid intent: {exc}"
+            return reject("risk_rejected", "INVALID_INTENT", text, DLQ_PREFIX + text)
+        verdict = run_checks(self.check_inputs(risk, now_ms, now_ns))
+        if isinstance(verdict, Denial):
+            if verdict.code is ReasonCode.INTENT_EXPIRED:
+                latency = now_ms - intent.t_signal_ms
+                text = f"Intent EXPIRED: {latency} ms latency"
+                return reject("intent_expired", "INTENT_EXPIRED", text, text, venue=intent.exchange)
+            return reject(
+                "risk_rejected",
+                verdict.code,
+                verdict.text,
+                DLQ_PREFIX + verdict.text,
+                venue=verdict.venue or intent.exchange,
+            )
+        self._accept(risk, verdict, intent.t_signal_ms, msg.t_ingress_ms, corr, dedupe, now_ms, now_ns, None)
+        self.out.event(IntakeDone(msg.ref, "accepted"))
+        return None
+
+    # --- operator commands (nats.md §10) ---------------------------------------------------------
+
+    def _operator(self, cmd: OperatorCommand) -> None:
+        now_ns, now_ms = self.clock.mono_ns(), self.clock.wall_ms()
+        kind = cmd.kind
+        outcome = "accepted"
+        if kind == "HEARTBEAT":
+            self.control.on_heartbeat(now_ms)
+        elif kind in ("ARM", "DISARM"):
+            self.armed_reason = cmd.reason if kind == "ARM" else ""
+            self.control.set_armed(kind == "ARM")
+            self._persist_control(now_ms, now_ns)
+        elif kind in ("HALT", "SOFT_HALT", "RESUME"):
+            mode = {"HALT": HaltMode.HARD, "SOFT_HALT": HaltMode.SOFT, "RESUME": HaltMode.OPEN}[kind]
+            self.control.set_halt(HaltState(mode, cmd.reason, cmd.actor, now_ms))
+            self._persist_control(now_ms, now_ns)
+            if mode is HaltMode.HARD:
+                self.cancel_working(f"halt by {cmd.actor or 'operator'}", now_ms, now_ns)
+        elif kind == "FLATTEN":
+            self.flatten(
+                cmd.command_id or f"ref{cmd.ref}",
+                cmd.args.get("venue"),
+                cmd.args.get("symbol"),
+                now_ms,
+                now_ns,
+            )
+        elif kind == "POLICY":
+            outcome = self._policy_update(cmd.args.get("policy"), now_ms, now_ns)
+        elif kind == "RISK_STATE":
+            try:
+                state = RiskState.parse(str(cmd.args.get("state", "")))
+            except ValueError:
+                outcome = "rejected"
+            else:
+                if self.control.on_state_event(state):
+                    self._persist_control(now_ms, now_ns)
+        else:
+            outcome = "rejected"
+        if cmd.ref:
+            self.out.event(IntakeDone(cmd.ref, outcome))
+
+    def _policy_update(self, body: Any, now_ms: int, now_ns: int) -> str:
+        if isinstance(body, dict) and isinstance(body.get("policy"), dict):
+            body = body["policy"]  # Brain's {timestamp, policy, source}
+        if not isinstance(body, dict):
+            return "rejected"
+        document = msgspec.json.encode(body).decode()
+        try:
+            policy = parse_policy(document)
+        except PolicyError as exc:
+            log.warning("policy update refused: %s", exc)
+            return "rejected"
+        self._record(PolicyRecord(document, policy.policy_hash), now_ms, now_ns)
+        self.policy = policy
+        if self.control.on_state_event(policy.current_state):
+            self._persist_control(now_ms, now_ns)
+        return "accepted"
+
+    def cancel_working(self, reason: str, now_ms: int, now_ns: int) -> int:
+        """Cancel every working (acknowledged, open) order: HARD halt."""
+        n = 0
+        for leg in list(self.state.legs.values()):
+            if leg.fsm.state not in (S.ACKED, S.PARTIAL_FILL) or leg.plan is None:
+                continue
+            self._record(
+                LegTransitionRecord(leg.fsm.client_order_id, S.PENDING_CANCEL, now_ns, now_ms, reason),
+                now_ms,
+                now_ns,
+            )
+            self.out.order(
+                leg.venue,
+                CancelRequest(
+                    leg.fsm.client_order_id,
+                    leg.venue,
+                    leg.fsm.symbol,
+                    leg.plan.venue_symbol,
+                    reason,
+                    self.clock.mono_ns(),
+                ),
+            )
+            n += 1
+        return n
+
+    def flatten(
+        self, command_id: str, venue: str | None, symbol: str | None, now_ms: int, now_ns: int
+    ) -> int:
+        """Reduce-only MARKET per (venue, symbol) position, on the venue that holds it (bypasses arm/halt)."""
+        n = 0
+        for pos in sorted(
+            self.state.shadow.iter_positions(self.s.account), key=lambda p: (p.venue, p.symbol)
+        ):
+            if (venue and pos.venue != venue) or (symbol and pos.symbol != symbol) or pos.size <= 0:
+                continue
+            if pos.venue not in self.s.venues:
+                continue
+            sid = flatten_signal_id(command_id, pos.venue, pos.symbol)
+            if sid in self.state.accepted_ids:
+                continue
+            risk = RiskIntent(
+                signal_id=sid,
+                source="operator",
+                symbol=pos.symbol,
+                intent_type="CLOSE",
+                direction=0,
+                size=pos.size,
+                t_signal_ms=now_ms,
+                exchange=pos.venue,
+                account=pos.account,
+                flatten=True,
+            )
+            verdict = run_checks(self.check_inputs(risk, now_ms, now_ns))
+            if isinstance(verdict, Denial):
+                log.warning("flatten %s denied: %s", sid, verdict.text)
+                continue
+            market = msgspec.structs.replace(verdict.decision, order_type="MARKET", tif="IOC", price=None)
+            self._accept(
+                risk,
+                msgspec.structs.replace(verdict, decision=market),
+                now_ms,
+                now_ms,
+                command_id,
+                (),
+                now_ms,
+                now_ns,
+                None,
+            )
+            n += 1
+        return n
+
+    # --- venue reports --------------------------------------------------------------------------
+
+    def on_report(self, msg: VenueReport | ReconcileSnapshot | VenueStatus) -> None:
+        now_ns, now_ms = self.clock.mono_ns(), self.clock.wall_ms()
+        if isinstance(msg, VenueReport):
+            self._venue_report(msg, now_ms, now_ns)
+        elif isinstance(msg, ReconcileSnapshot):
+            self._reconciled(msg, now_ms, now_ns)
+        else:
+            self._venue_status(msg, now_ms, now_ns)
+
+    def _venue_report(self, rep: VenueReport, now_ms: int, now_ns: int) -> None:
+        leg = self.state.legs.get(rep.coid)
+        if leg is None:
+            if rep.kind == FILL:
+                self._late_fill(rep, now_ms, now_ns)
+            return
+        tracked = self.state.intents.get(leg.signal_id)
+        accepted = tracked.accepted if tracked is not None else None
+        via_sent = leg.fsm.state is S.ACCEPTED and rep.kind not in _NOT_SENT
         if rep.kind == FILL:
-            if rep.trade_id in order.trade_ids:
-                return  # duplicate execution (venue, trade id)
-            order.trade_ids.add(rep.trade_id)
-            qty, price = Decimal(rep.qty), Decimal(rep.price)
-            order.filled += qty
-            order.notional_filled += qty * price
-            order.state = "FILLED" if order.filled >= order.qty else "PARTIAL_FILL"
-            self._apply_position(order.symbol, order.side, qty, price)
-            self._fill_event(order, rep, now_ms)
-        elif rep.kind == ACK:
-            order.venue_order_id = rep.venue_order_id or order.venue_order_id
-            if order.state == "SENT":
-                order.state = "ACKED"
-        elif rep.kind in (REJECTED, DENIED, FAILED):
-            order.state = rep.kind if rep.kind != DENIED else "DENIED"
-        elif rep.kind == UNKNOWN:
-            order.state = "UNKNOWN"
-        elif rep.kind in (CANCELED, EXPIRED):
-            order.state = rep.kind
-        pending = self.pending.get(order.signal_id)
-        if pending is not None and order.state != "SENT":
-            del self.pending[order.signal_id]
+            self._fill(leg, accepted, rep, via_sent, now_ms, now_ns)
+        else:
+            to = _REPORT_STATE.get(rep.kind)
+            if to is None:
+                self.counters.illegal_reports += 1
+                return
+            current = S.SENT if via_sent else leg.fsm.state
+            if current is to and to is not S.PARTIAL_FILL:
+                return  # a repeated report (gateway restart, reconciliation): nothing new
+            reason = rep.message or rep.reason_code or None
+            self._transition(leg, accepted, to, via_sent, reason, rep.venue_order_id or None, now_ms, now_ns)
+            if to is S.REJECTED and accepted is not None:
+                self.out.event(
+                    RejectEvent(
+                        reason="venue_rejected",
+                        intent_id=leg.signal_id,
+                        brain_instance_id=accepted.correlation_id or leg.signal_id,
+                        timestamp=now_ms,
+                        code=ReasonCode.VENUE_REJECTED,
+                        message=rep.message or rep.venue_error_code,
+                        venue=leg.venue,
+                        message_id=rep.coid,
+                    )
+                )
+        self._maybe_reply(leg.signal_id, rep)
+
+    def _transition(
+        self,
+        leg: TrackedLeg,
+        accepted: IntentAccepted | None,
+        to: LegState,
+        via_sent: bool,
+        reason: str | None,
+        venue_order_id: str | None,
+        now_ms: int,
+        now_ns: int,
+        last_fill: tuple[Decimal, Decimal] | None = None,
+    ) -> bool:
+        from_state = S.SENT if via_sent else leg.fsm.state
+        if to not in _legal(from_state):
+            if from_state in TERMINAL_STATES and to is not S.RECONCILED:
+                self.counters.illegal_reports += 1
+                log.warning(
+                    "Illegal FSM transition for %s: %s → %s (reason: %s)",
+                    leg.fsm.client_order_id,
+                    from_state,
+                    to,
+                    reason,
+                )
+            return False
+        coid = leg.fsm.client_order_id
+        self._record(
+            LegTransitionRecord(coid, to, now_ns, now_ms, reason, via_sent, venue_order_id), now_ms, now_ns
+        )
+        if accepted is not None:
+            if via_sent:
+                self.out.event(report_event(self, leg, accepted, None, now_ms, sent_only=True))
+            self.out.event(report_event(self, leg, accepted, last_fill, now_ms))
+        return True
+
+    def _fill(
+        self,
+        leg: TrackedLeg,
+        accepted: IntentAccepted | None,
+        rep: VenueReport,
+        via_sent: bool,
+        now_ms: int,
+        now_ns: int,
+    ) -> None:
+        try:
+            qty, price, fee = Decimal(rep.qty), Decimal(rep.price), Decimal(rep.fee or "0")
+        except ArithmeticError:
+            self.counters.illegal_reports += 1
+            return
+        fill = Fill(
+            account=leg.account,
+            venue=leg.venue,
+            symbol=leg.fsm.symbol,
+            side=leg.side,
+            qty=qty,
+            price=price,
+            fee=fee,
+            trade_id=rep.trade_id,
+            ts_ms=rep.t_exchange_ms or now_ms,
+            fee_asset=rep.fee_asset,
+            signal_id=leg.signal_id,
+            client_order_id=leg.fsm.client_order_id,
+            close_reason=accepted.close_reason if accepted is not None else "OPPOSITE_FILL",
+        )
+        if fill.qty <= 0 or fill.side not in (1, -1):
+            self.counters.illegal_reports += 1
+            return
+        if (fill.venue, fill.trade_id) in self.state.shadow.seen_trades:
+            return  # the same execution again: (venue, trade id) dedupe
+        state_before = S.SENT if via_sent else leg.fsm.state
+        effect = self._record(FillRecord(fill), now_ms, now_ns)
+        if effect is None or not effect.applied:
+            return
+        to = S.FILLED if leg.filled_qty >= leg.qty else S.PARTIAL_FILL
+        if to not in _legal(state_before):
+            to = S.RECONCILED  # a fill on a terminal order is applied, never dropped (§13)
+            self.out.event(
+                drift_event(
+                    leg.signal_id,
+                    leg.fsm.symbol,
+                    leg.venue,
+                    "ClassPPosition",
+                    leg.qty,
+                    leg.filled_qty,
+                    now_ms,
+                )
+            )
+        self._after_fill(fill, effect, leg, accepted, rep, now_ms, now_ns)
+        self._transition(
+            leg,
+            accepted,
+            to,
+            via_sent and to is not S.RECONCILED,
+            None,
+            rep.venue_order_id or None,
+            now_ms,
+            now_ns,
+            (qty, price),
+        )
+
+    def _after_fill(
+        self,
+        fill: Fill,
+        effect: FillEffect,
+        leg: TrackedLeg | None,
+        accepted: IntentAccepted | None,
+        rep: VenueReport | None,
+        now_ms: int,
+        now_ns: int,
+    ) -> None:
+        self.out.event(fill_event(fill, leg, accepted, rep, now_ms))
+        for trade in effect.trades:
+            self.out.event(trade_event(trade, now_ms, accepted.correlation_id if accepted else None))
+        if accepted is not None and fill.source == "TRADE":
+            for report in detect_drift(
+                fill.signal_id,
+                fill.symbol,
+                fill.venue,
+                fill.side,
+                fill.price,
+                fill.ts_ms,
+                accepted.t_signal_ms,
+                accepted.entry_zone,
+                self.s.drift_latency_budget_ms,
+                self.s.drift_spread_bps,
+            ):
+                self.out.event(
+                    drift_event(
+                        report.signal_id,
+                        report.symbol,
+                        report.venue,
+                        report.drift_class,
+                        report.expected,
+                        report.actual,
+                        report.timestamp,
+                        report.deviation_bps,
+                    )
+                )
+                self._drift_action(now_ms, now_ns)
+            expected = (leg.plan.price if leg is not None and leg.plan is not None else None) or (
+                accepted.entry_zone[0] if accepted.entry_zone else None
+            )
+            if self.control.on_fill(fill.side, fill.price, expected, self.policy.max_slippage_bps):
+                self._persist_control(now_ms, now_ns)
+        self.out.event(exposure_event(self.state.shadow.exposure(self.s.account)))
+
+    def _drift_action(self, now_ms: int, now_ns: int) -> None:
+        if self.s.drift_action == "defensive" and self.control.current_state < RiskState.DEFENSIVE:
+            self.control.on_state_event(RiskState.DEFENSIVE)
+            self._persist_control(now_ms, now_ns)
+        elif self.s.drift_action == "halt" and self.control.halt.state is not HaltMode.HARD:
+            self.control.set_halt(HaltState(HaltMode.HARD, "drift", "core", now_ms))
+            self._persist_control(now_ms, now_ns)
+
+    def _late_fill(self, rep: VenueReport, now_ms: int, now_ns: int) -> None:
+        """A fill for an order that already left memory: applied to the shadow, never dropped."""
+        gone = self.state.finished_legs.get(rep.coid)
+        if gone is None:
+            if is_our_coid(rep.coid):
+                log.warning("fill for unknown own order %s: left to reconciliation", rep.coid)
+            return
+        try:
+            fill = Fill(
+                account=gone.account,
+                venue=gone.venue,
+                symbol=gone.symbol,
+                side=gone.side,
+                qty=Decimal(rep.qty),
+                price=Decimal(rep.price),
+                fee=Decimal(rep.fee or "0"),
+                trade_id=rep.trade_id,
+                ts_ms=rep.t_exchange_ms or now_ms,
+                fee_asset=rep.fee_asset,
+                signal_id=gone.signal_id,
+                client_order_id=rep.coid,
+            )
+        except ArithmeticError:
+            return
+        if fill.qty <= 0 or (fill.venue, fill.trade_id) in self.state.shadow.seen_trades:
+            return
+        effect = self._record(FillRecord(fill), now_ms, now_ns)
+        if effect is not None and effect.applied:
+            self.out.event(
+                drift_event(gone.signal_id, gone.symbol, gone.venue, "ClassPPosition", ZERO, fill.qty, now_ms)
+            )
+            self._after_fill(fill, effect, None, None, rep, now_ms, now_ns)
+
+    def _maybe_reply(self, sid: str, rep: VenueReport | None) -> None:
+        pending = self.pending.get(sid)
+        if pending is None:
+            return
+        tracked = self.state.intents.get(sid)
+        if tracked is not None:
+            for plan in tracked.accepted.legs:
+                leg = self.state.legs.get(plan.coid)
+                if leg is not None and leg.fsm.state in _FIRST_OUTCOME_PENDING:
+                    return
+        del self.pending[sid]
+        if rep is not None:
             pending.stages.t_gw_in = rep.t_gw_in
             pending.stages.t_gw_out = rep.t_gw_out
-            pending.stages.t_report_in = now_ns
-            self._reply(
-                pending.conn,
-                pending.req,
-                self._intent_outcome(self.confirmed[order.signal_id]),
-                pending.stages,
+        pending.stages.t_report_in = self.clock.mono_ns()
+        self._reply(pending.conn, pending.req, self.outcome_fields(sid, final=True), pending.stages)
+
+    # --- reconciliation (risk-and-state.md §17) --------------------------------------------------
+
+    def _request_reconcile(self, venue: str, reason: str, now_ns: int) -> None:
+        coids = sorted(c for c, leg in self.state.legs.items() if leg.venue == venue and not leg.fsm.terminal)
+        symbols = sorted(self.s.instruments)
+        self.reconciling[venue] = now_ns + RECONCILE_ANSWER_NS  # ask again if no answer by then
+        self.out.order(
+            venue,
+            ReconcileRequest(
+                venue, reason, coids, symbols, self.state.last_fill_ms.get(venue, 0), self.clock.mono_ns()
+            ),
+        )
+
+    def _venue_status(self, st: VenueStatus, now_ms: int, now_ns: int) -> None:
+        if st.limited_until_ms > now_ms:
+            self.cooldown_until_ms[st.venue] = st.limited_until_ms
+        else:
+            self.cooldown_until_ms.pop(st.venue, None)
+        if st.private_stream == "RECONNECTED" and st.venue in self.s.reconcile_venues:
+            self._request_reconcile(st.venue, "reconnect", now_ns)
+
+    def _reconciled(self, snap: ReconcileSnapshot, now_ms: int, now_ns: int) -> None:
+        venue = snap.venue
+        if venue not in self.reconciling:
+            return
+        if not snap.ok:
+            log.warning("reconciliation of %s failed: %s (retrying)", venue, snap.error)
+            self.reconciling[venue] = now_ns + self.s.reconcile_retry_ms * 1_000_000  # ask again then
+            return
+        for order in snap.open_orders:
+            if order.coid in self.state.legs:
+                continue
+            if is_our_coid(order.coid):
+                self._record(
+                    CoidAdopted(order.coid, "", order.symbol, 0, venue, self.s.account, S.ACKED),
+                    now_ms,
+                    now_ns,
+                )
+                log.warning("adopted our order %s found open on %s", order.coid, venue)
+            else:
+                self.counters.foreign_orders += 1
+                log.warning("foreign open order %s on %s (left alone)", order.coid, venue)
+        venue_sizes = {p.symbol: p for p in snap.positions}
+        symbols = set(venue_sizes) | {
+            p.symbol for p in self.state.shadow.iter_positions(self.s.account) if p.venue == venue
+        }
+        metas_by_symbol = self.s.instruments
+        for symbol in sorted(symbols):
+            shadow = self.state.shadow.positions.get((self.s.account, venue, symbol))
+            vp = venue_sizes.get(symbol)
+            size = Decimal(vp.size) if vp is not None else ZERO
+            entry = Decimal(vp.entry_price) if vp is not None else ZERO
+            quote = self.quote(venue, symbol)
+            mark = (
+                (Decimal(vp.mark_price) if vp is not None and vp.mark_price else None)
+                or (quote.mid if quote is not None else None)
+                or entry
             )
+            meta = metas_by_symbol.get(symbol, {}).get(venue)
+            step = meta.base_step if meta is not None else ZERO
+            fills, report = position_correction(
+                self.s.account,
+                venue,
+                symbol,
+                shadow,
+                size,
+                entry,
+                mark or ZERO,
+                step,
+                now_ms,
+                f"{venue}:{self.state.last_seq}",
+            )
+            for fill in fills:
+                effect = self._record(FillRecord(fill), now_ms, now_ns)
+                if effect is not None and effect.applied:
+                    self._after_fill(fill, effect, None, None, None, now_ms, now_ns)
+            if report is not None:
+                self.out.event(
+                    drift_event("", symbol, venue, "ClassPPosition", report.expected, report.actual, now_ms)
+                )
+        if snap.balance is not None:
+            self._record(CashRecord(self.s.account, Decimal(snap.balance)), now_ms, now_ns)
+        del self.reconciling[venue]
+        self.reconciled_once.add(venue)
 
-    def _apply_position(self, symbol: str, side: str, qty: Decimal, price: Decimal) -> None:
-        pos = self.positions.setdefault(symbol, Position())
-        signed = qty if side == "BUY" else -qty
-        new = pos.size + signed
-        if pos.size == 0 or (pos.size > 0) == (signed > 0):
-            pos.entry = (pos.entry * abs(pos.size) + price * qty) / abs(new)
-        elif new != 0 and (new > 0) != (pos.size > 0):
-            pos.entry = price  # flipped
-        pos.size = new
-        if new == 0:
-            pos.entry = ZERO
+    # --- timers ---------------------------------------------------------------------------------
 
-    # --- timers ------------------------------------------------------------------------------
-
-    def on_timer(self, now_ns: int, now_ms: int) -> None:
+    def on_timer(self) -> None:
+        now_ns, now_ms = self.clock.mono_ns(), self.clock.wall_ms()
         for sid, p in list(self.pending.items()):
             if now_ns >= p.deadline_ns:
                 del self.pending[sid]
-                self._reply(p.conn, p.req, self._intent_outcome(self.confirmed[sid]), p.stages)
-        ttl_ns = self.s.prepare_ttl_ms * 1_000_000
-        for sid, prep in list(self.prepared.items()):
-            if now_ns - prep.prepared_ns > ttl_ns:
-                del self.prepared[sid]
+                p.stages.t_report_in = 0
+                self._reply(p.conn, p.req, self.outcome_fields(sid, final=True), p.stages)
+        if now_ns >= self.next_sweep_ns:
+            self.next_sweep_ns = now_ns + self.s.prepare_sweep_ms * 1_000_000
+            ttl_ns = self.s.prepare_ttl_ms * 1_000_000
+            for sid, prep in list(self.prepared.items()):
+                if now_ns - prep.prepared_ns > ttl_ns:
+                    del self.prepared[sid]  # STALE_INTENT_CLEANUP: no order ever existed
+                    self.counters.prepared_swept += 1
+            self.state.causation.prune(now_ms)
+        for venue, resend_at in list(self.reconciling.items()):
+            late = now_ns - self.started_ns > self.s.reconcile_start_timeout_ms * 1_000_000
+            if venue not in self.reconciled_once and late:
+                self.fatal = f"venue {venue} did not reconcile within {self.s.reconcile_start_timeout_ms} ms"
+            if now_ns >= resend_at:
+                self._request_reconcile(venue, "retry", now_ns)
+        if self.s.reconcile_venues and now_ns >= self.next_periodic_reconcile_ns:
+            self.next_periodic_reconcile_ns = now_ns + self.s.reconcile_interval_ms * 1_000_000
+            for venue in sorted(self.s.reconcile_venues - set(self.reconciling)):
+                if venue in self.reconciled_once:
+                    self._request_reconcile(venue, "periodic", now_ns)
+        if now_ns >= self.next_truth_ns:
+            self.next_truth_ns = now_ns + self.s.truth_interval_ms * 1_000_000
+            self._mark_positions(now_ms)
+            self.out.event(truth_event(self, now_ms))
+            self.out.event(exposure_event(self.state.shadow.exposure(self.s.account)))
 
-    def next_deadline_ns(self) -> int | None:
-        if not self.pending:
-            return None
-        return min(p.deadline_ns for p in self.pending.values())
+    def _mark_positions(self, now_ms: int) -> None:
+        for pos in list(self.state.shadow.iter_positions()):
+            quote = self.quote(pos.venue, pos.symbol)
+            mark = None if quote is None else (quote.mark or quote.mid)
+            if mark is not None:
+                self.state.shadow.mark(pos.venue, pos.symbol, mark, now_ms)
 
-    # --- events ------------------------------------------------------------------------------
+    def next_deadline_ns(self) -> int:
+        deadline = min(self.next_truth_ns, self.next_sweep_ns, *self.reconciling.values())
+        for p in self.pending.values():
+            if p.deadline_ns < deadline:
+                deadline = p.deadline_ns
+        return deadline
 
-    def _envelope(
-        self, msg_id: str, typ: str, correlation_id: str, payload: dict[str, Any], now_ms: int
-    ) -> bytes:
-        return _json.encode(
-            {
-                "id": msg_id,
-                "type": typ,
-                "version": 1,
-                "ts": now_ms,
-                "producer": self.s.producer,
-                "correlation_id": correlation_id,
-                "payload": payload,
-            }
-        )
 
-    def _fill_event(self, order: Order, rep: VenueReport, now_ms: int) -> None:
-        msg_id = f"fill:{order.venue}:{rep.trade_id}"
-        payload = {
-            "fillId": f"{order.venue}:{rep.trade_id}",
-            "signalId": order.signal_id,
-            "symbol": order.symbol,
-            "side": order.side,
-            "price": rep.price,
-            "qty": rep.qty,
-            "fee": rep.fee,
-            "feeCurrency": rep.fee_asset,
-            "clientOrderId": order.coid,
-            "executionId": order.venue_order_id,
-            "status": "FILLED" if order.state == "FILLED" else "PARTIALLY_FILLED",
-            "tExchange": rep.t_exchange_ms or now_ms,
-            "timestamp": rep.t_exchange_ms or now_ms,
-            "venue": order.venue,
-            "account": self.s.account,
-            "tradeId": rep.trade_id,
-            "cumQty": dec_str(order.filled),
-            "avgPrice": dec_str(order.notional_filled / order.filled) if order.filled else None,
-            "leavesQty": dec_str(max(order.qty - order.filled, ZERO)),
-            "isMaker": rep.is_maker,
-            "leg": 0,
-        }
-        subject = f"titan.evt.execution.fill.v1.{order.venue}.{self.s.account}.{subject_symbol(order.symbol)}"
-        data = self._envelope(msg_id, "titan.event.execution.fill.v1", order.signal_id, payload, now_ms)
-        self.out.event(Event(subject=subject, msg_id=msg_id, data=data))
+def _legal(state: LegState) -> frozenset[LegState]:
+    from titan.state.fsm import LEGAL_TRANSITIONS
 
-    def _shadow_fill(self, intent: Intent, prep: Prepared, now_ms: int) -> None:
-        quote = self.quotes.get(self.s.price_source, prep.symbol)
-        if quote is None:
-            return
-        price = quote.ask if intent.direction == 1 else quote.bid
-        sid = intent.signal_id
-        payload = {
-            "fillId": f"sim-{sid}",
-            "signalId": sid,
-            "signal_id": sid,
-            "symbol": intent.symbol,
-            "side": "BUY" if intent.direction == 1 else "SELL",
-            "price": dec_str(price),
-            "qty": dec_str(prep.qty),
-            "fee": dec_str(price * prep.qty * Decimal("0.0005")),
-            "feeCurrency": "USDT",
-            "tSignal": intent.t_signal_ms,
-            "t_signal": intent.t_signal_ms,
-            "clientOrderId": f"sim-oid-{sid}",
-            "executionId": f"sim-exec-{sid}",
-            "status": "FILLED",
-            "tExchange": quote.exchange_ts_ms,
-            "timestamp": quote.exchange_ts_ms,
-        }
-        self.out.event(
-            Event(
-                subject=f"titan.evt.execution.shadow_fill.v1.{intent.symbol}",
-                msg_id=f"shadow:{sid}",
-                data=_json.encode(payload),
-            )
-        )
+    return LEGAL_TRANSITIONS[state]
+
+
+def _order_type_label(approval: Approval) -> str:
+    d = approval.decision
+    if d.tif == "POST_ONLY":
+        return "POST_ONLY"
+    return d.order_type

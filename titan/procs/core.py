@@ -1,40 +1,65 @@
 """`core`: the single writer of trading state.
 
-One thread, no locks: pop command and report rings, run the sans-I/O :class:`Engine`, push
-replies, orders and events. A message is consumed (its ring cursor advanced) only after what it
-caused has been pushed, so a core killed mid-message sees that message again when restarted.
-Core never blocks on a full output ring: it keeps the overflow in a local queue and stops
-taking new commands (reports keep flowing, so a gateway and core can never deadlock).
+One thread owns all state: pop command, bridge and report rings, run the sans-I/O
+:class:`~titan.engine.engine.Engine`, push replies, orders and typed events. A message is consumed
+(its ring cursor advanced) only after what it caused has been journaled and pushed, so a core killed
+mid-message sees that message again when restarted (journal dedupe absorbs the repeat).
+
+Start: replay the journal, adopt the flag files (``execution.armed``, ``system.halt`` in the run
+directory), reconcile every venue, and only then mark the process READY (ingress answers
+``ENGINE_NOT_READY`` until then). The journal is written through on every record; a helper thread
+fsyncs it on a short timer (``os.fsync`` releases the GIL), so the hot path never waits on the disk.
+Core never blocks on a full output ring: overflow waits in a local queue and new commands wait
+(reports keep flowing, so a gateway and core can never deadlock).
 """
 
 from __future__ import annotations
 
 import gc
+import os
 import signal
+import threading
 import time
 from collections import deque
-from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
-from titan.engine.engine import Engine, EngineSettings, Instrument, Quote
+import msgspec
+
+from titan.engine.engine import Engine
+from titan.engine.ports import Quote, SystemClock
+from titan.engine.settings import settings_from_config
+from titan.events.payloads import EVENT
+from titan.health import (
+    CORE_SLOTS,
+    CORE_VENUE_READY_BASE,
+    CORE_VENUE_RECONCILING_BASE,
+    CounterWriter,
+    reason_cell,
+    supervisor_halt,
+)
 from titan.messages import (
-    CORE_TO_BRIDGE,
+    BRIDGE_TO_CORE,
     GATEWAY_TO_CORE,
     INGRESS_TO_CORE,
-    Event,
+    CancelRequest,
+    IntakeDone,
     OrderRequest,
+    ReconcileRequest,
     Reply,
-    VenueReport,
     decoder,
     encoder,
 )
 from titan.procs.common import BRIDGE, CORE, INGRESS, ChildContext, gateway_name
+from titan.risk.state import ARMED_FILE, HALT_FILE, HaltMode, HaltState, parse_halt_file, render_halt_file
 from titan.shm.board import ProcState
 from titan.shm.doorbell import Doorbell, wait_any
 from titan.shm.ring import Ring
 from titan.shm.ticker import TickerIndex, TickerTable, units_to_price
+from titan.state.journal import JournalWriter
 
-_ = CORE_TO_BRIDGE  # the event ring's union, documented in titan.messages
+JOURNAL_NAME = "core.journal"
+BATCH = 64
 
 
 class TableQuotes:
@@ -52,7 +77,13 @@ class TableQuotes:
         if snap is None or snap.bid <= 0 or snap.ask <= 0:
             return None
         return Quote(
-            units_to_price(snap.bid), units_to_price(snap.ask), snap.exchange_ts_ms, snap.recv_mono_ns
+            bid=units_to_price(snap.bid),
+            ask=units_to_price(snap.ask),
+            receive_mono_ns=snap.recv_mono_ns,
+            bid_size=units_to_price(snap.bid_size),
+            ask_size=units_to_price(snap.ask_size),
+            mark=units_to_price(snap.mark) if snap.mark > 0 else None,
+            exchange_ts_ms=snap.exchange_ts_ms,
         )
 
 
@@ -89,15 +120,16 @@ class RingOutbox:
             v: OutRing(ctx.ring_out(gateway_name(v)), ctx.bell(gateway_name(v))) for v in ctx.layout.venues
         }
         self.all = [self.replies, self.events, *self.orders.values()]
+        self.mono = time.monotonic_ns
 
     def reply(self, reply: Reply) -> None:
-        reply.stages.t_core_out = time.monotonic_ns()
+        reply.stages.t_core_out = self.mono()
         self.replies.put(self.enc(reply))
 
-    def order(self, venue: str, order: OrderRequest) -> None:
-        self.orders[venue].put(self.enc(order))
+    def order(self, venue: str, msg: OrderRequest | CancelRequest | ReconcileRequest) -> None:
+        self.orders[venue].put(self.enc(msg))
 
-    def event(self, event: Event) -> None:
+    def event(self, event: EVENT | IntakeDone) -> None:
         self.events.put(self.enc(event))
 
     def flush(self) -> bool:
@@ -107,31 +139,107 @@ class RingOutbox:
         return not any(o.backlog for o in self.all)
 
 
-def settings_from(ctx: ChildContext) -> EngineSettings:
-    cfg = ctx.cfg
-    paper = cfg.venues.paper
-    instruments = {
-        sym: Instrument(
-            Decimal(i.tick_size), Decimal(i.lot_step), Decimal(i.min_qty), Decimal(i.min_notional)
-        )
-        for sym, i in paper.instruments.items()
-    }
-    return EngineSettings(
-        venue="paper",
-        price_source=paper.price_source,
-        instruments=instruments,
-        prepare_ttl_ms=cfg.fastpath.prepare_ttl_ms,
-        confirm_reply_deadline_ms=cfg.fastpath.confirm_reply_deadline_ms,
-        sizing=cfg.fastpath.sizing,
-        fixed_notional=Decimal(cfg.fastpath.fixed_notional_usd),
-        equity=Decimal(paper.initial_balance),
-        armed=cfg.execution.armed_at_start,
-        shadow_fills=cfg.shadow_fills.enabled,
-        producer=cfg.nats.producer,
-    )
+class StateDirFlags:
+    """``execution.armed`` (present iff armed; content = reason) and ``system.halt`` (JSON; absent = open)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.armed_path = run_dir / ARMED_FILE
+        self.halt_path = run_dir / HALT_FILE
+
+    def load(self) -> tuple[bool, HaltState | None]:
+        halt = parse_halt_file(self.halt_path.read_bytes()) if self.halt_path.exists() else None
+        return self.armed_path.exists(), halt
+
+    def save(self, armed: bool, armed_reason: str, halt: HaltState) -> None:
+        if armed:
+            _atomic_write(self.armed_path, armed_reason.encode())
+        else:
+            self.armed_path.unlink(missing_ok=True)
+        if halt.state is HaltMode.OPEN:
+            self.halt_path.unlink(missing_ok=True)
+        else:
+            _atomic_write(self.halt_path, render_halt_file(halt))
 
 
-BATCH = 64
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class GroupSync(threading.Thread):
+    """fsyncs the journal every ``interval`` while it has unsynced appends (off core's hot path)."""
+
+    def __init__(self, journal: JournalWriter, interval_s: float) -> None:
+        super().__init__(name="journal-fsync", daemon=True)
+        self.journal = journal
+        self.interval_s = interval_s
+        self.written = 0  # appended sequence (core thread writes it)
+        self.synced = 0  # fsynced up to here (this thread writes it)
+        self.stop_flag = threading.Event()
+
+    def run(self) -> None:
+        fd = self.journal.fileno()
+        while not self.stop_flag.wait(self.interval_s):
+            target = self.written
+            if target > self.synced:
+                os.fsync(fd)
+                self.synced = target
+
+
+class SyncingJournal:
+    """The engine's journal port: append through the writer, let :class:`GroupSync` fsync."""
+
+    def __init__(self, writer: JournalWriter, sync: GroupSync) -> None:
+        self.writer = writer
+        self.sync = sync
+
+    def append(self, record: Any, t_ms: int, now_mono_ns: int) -> int:
+        seq = self.writer.append(record, t_ms, now_mono_ns)
+        self.writer.mark_synced()  # the writer's own timer is unused: GroupSync owns fsync
+        self.sync.written = seq
+        return seq
+
+
+class BoardPublisher:
+    """core's health facts on its status-board row (titan.health.CORE_SLOTS)."""
+
+    def __init__(self, ctx: ChildContext, engine: Engine) -> None:
+        self.w = CounterWriter(ctx.board, CORE)
+        self.engine = engine
+        self.venues = ctx.layout.venues
+        self.reported: dict[str, int] = {}
+
+    def publish(self) -> None:
+        e, w = self.engine, self.w
+        now_ms = e.clock.wall_ms()
+        w.set(CORE_SLOTS["armed"], int(e.control.armed))
+        w.set(CORE_SLOTS["halt"], {HaltMode.OPEN: 0, HaltMode.SOFT: 1, HaltMode.HARD: 2}[e.halt_mode])
+        w.set(CORE_SLOTS["risk_state"], int(e.control.effective_state(now_ms)))
+        w.set(CORE_SLOTS["open_orders"], sum(1 for leg in e.state.legs.values() if not leg.fsm.terminal))
+        w.set(CORE_SLOTS["prepared"], len(e.prepared))
+        w.set(CORE_SLOTS["positions"], len(e.state.shadow.symbol_positions()))
+        w.set(CORE_SLOTS["accepting"], int(e.ready))
+        w.add(CORE_SLOTS["intents_total"], e.counters.intents_accepted - self.reported.get("intents", 0))
+        w.add(CORE_SLOTS["replies_total"], e.counters.replies - self.reported.get("replies", 0))
+        self.reported["intents"] = e.counters.intents_accepted
+        self.reported["replies"] = e.counters.replies
+        for k, venue in enumerate(self.venues[:8]):
+            w.set(CORE_VENUE_READY_BASE + k, int(venue in e.reconciled_once and venue not in e.reconciling))
+            w.set(CORE_VENUE_RECONCILING_BASE + k, int(venue in e.reconciling))
+        for code, n in e.counters.denials.items():
+            cell = reason_cell(code)
+            key = f"deny:{code}"
+            if cell is not None and n != self.reported.get(key, 0):
+                w.add(cell, n - self.reported.get(key, 0))
+                self.reported[key] = n
+
+
+def journal_path(run_dir: Path) -> Path:
+    return run_dir / "journal" / JOURNAL_NAME
 
 
 def main() -> None:
@@ -146,25 +254,57 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
 
+    settings = settings_from_config(ctx.cfg)
+    run_dir = ctx.cfg.run_dir()
+    jpath = journal_path(run_dir)
+    jpath.parent.mkdir(parents=True, exist_ok=True)
+    writer = JournalWriter(jpath)
+    if writer.recovered.torn is not None:
+        log.warning("journal: torn tail dropped at byte %d", writer.recovered.valid_bytes)
+    sync = GroupSync(writer, settings.journal_fsync_ms / 1000)
+    sync.written = sync.synced = writer.next_seq - 1
+    sync.start()
+
     commands = [ctx.ring_in(INGRESS)]
+    bridge_in = [ctx.ring_in(BRIDGE)]
     reports = [ctx.ring_in(gateway_name(v)) for v in ctx.layout.venues]
-    all_in = commands + reports
+    all_in = commands + bridge_in + reports
     bell = ctx.bell()
     table, index = ctx.ticker()
     out = RingOutbox(ctx)
-    engine = Engine(settings_from(ctx), TableQuotes(table, index), out)
+    flags = StateDirFlags(run_dir)
+    engine = Engine(
+        settings, SystemClock(), TableQuotes(table, index), out, SyncingJournal(writer, sync), flags
+    )
+    t0 = time.monotonic()
+    entries = writer.recovered.entries
+    n = engine.restore(entries)
+    armed, halt = flags.load()
+    engine.start(armed, halt, first_start=n == 0)
+    out.flush()
+    log.info(
+        "core: replayed %d journal records in %.3f s; armed=%s halt=%s policy %s",
+        n,
+        time.monotonic() - t0,
+        engine.control.armed,
+        engine.halt_mode.value,
+        engine.policy.policy_hash[:12],
+    )
+    del entries
+    writer.recovered = msgspec.structs.replace(writer.recovered, entries=[])  # replayed: free the memory
+    board = BoardPublisher(ctx, engine)
     dec_cmd = decoder(INGRESS_TO_CORE).decode
+    dec_bridge = decoder(BRIDGE_TO_CORE).decode
     dec_rep = decoder(GATEWAY_TO_CORE).decode
     spin_s = ctx.cfg.shm.spin_us / 1e6
 
     # Everything allocated so far lives for the whole process: keep it out of the collector's way.
     gc.collect()
     gc.freeze()
-    ctx.set_state(ProcState.READY)
-    log.info("core ready (armed=%s)", engine.s.armed)
+    ready_published = False
     next_beat = 0
     mono = time.monotonic_ns
-    wall = time.time_ns
+    exit_code = 0
     while not stop:
         busy = False
         for ring in reports:
@@ -172,43 +312,61 @@ def main() -> None:
                 view = ring.peek()
                 if view is None:
                     break
-                now = mono()
-                msg = dec_rep(view)
-                if isinstance(msg, VenueReport):
-                    engine.on_report(msg, now, wall() // 1_000_000)
+                engine.on_report(dec_rep(view))
                 out.flush()
                 ring.advance()
                 busy = True
-        if out.flush():  # take new commands only while nothing is stuck on the way out
+        if out.flush():  # take new work only while nothing is stuck on the way out
+            for ring in bridge_in:
+                for _ in range(BATCH):
+                    view = ring.peek()
+                    if view is None:
+                        break
+                    engine.on_bridge(dec_bridge(view))
+                    out.flush()
+                    ring.advance()
+                    busy = True
             for ring in commands:
                 for _ in range(BATCH):
                     view = ring.peek()
                     if view is None:
                         break
-                    now = mono()
-                    engine.on_command(dec_cmd(view), now, wall() // 1_000_000)
+                    engine.on_command(dec_cmd(view))
                     out.flush()
                     ring.advance()
                     busy = True
         now = mono()
         deadline = engine.next_deadline_ns()
-        if (deadline is not None and now >= deadline) or now >= next_beat:
-            engine.on_timer(now, wall() // 1_000_000)
+        if now >= deadline or now >= next_beat:
+            engine.on_timer()
             out.flush()
         if now >= next_beat:
+            engine.supervisor_halt = bool(supervisor_halt(ctx.board))
+            board.publish()
+            if engine.ready and not ready_published:
+                ctx.set_state(ProcState.READY)
+                ready_published = True
+                log.info("core ready (armed=%s, halt=%s)", engine.control.armed, engine.halt_mode.value)
             ctx.beat()
             next_beat = now + 100_000_000
+            if engine.fatal:
+                log.error("core cannot become ready: %s", engine.fatal)
+                exit_code = 1
+                break
         if busy:
             continue
-        timeout_ns = next_beat - now
-        if deadline is not None:
-            timeout_ns = min(timeout_ns, deadline - now)
+        timeout_ns = min(next_beat, deadline) - now
         if any(o.backlog for o in out.all):
             timeout_ns = min(timeout_ns, 200_000)  # a consumer is behind: retry soon
         wait_any(all_in, bell, max(timeout_ns, 0) / 1e9, spin_s)
+    sync.stop_flag.set()
+    sync.join(1.0)
+    writer.close()
     ctx.set_state(ProcState.STOPPED)
     log.info("core stopped")
     ctx.close()
+    if exit_code:
+        raise SystemExit(exit_code)
 
 
 if __name__ == "__main__":

@@ -137,6 +137,14 @@ class JournalWriter:
             self.fsyncs += 1
             self._dirty_since_ns = None
 
+    def fileno(self) -> int:
+        """The file descriptor (a background thread may fsync it while this writer appends)."""
+        return self._fd
+
+    def mark_synced(self) -> None:
+        """Someone else fsynced the file (see :meth:`fileno`)."""
+        self._dirty_since_ns = None
+
     @property
     def pending_sync(self) -> bool:
         return self._dirty_since_ns is not None

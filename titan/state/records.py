@@ -18,6 +18,10 @@ class LegPlan(msgspec.Struct, frozen=True, gc=False):
     leg: int
     venue: str
     qty: Decimal
+    order_type: str = "MARKET"  # MARKET | LIMIT
+    tif: str = "IOC"  # GTC | IOC | FOK | POST_ONLY
+    price: Decimal | None = None  # limit price, rounded to the tick
+    venue_symbol: str = ""
 
 
 class IntentAccepted(msgspec.Struct, frozen=True, gc=False, tag="intent"):
@@ -32,6 +36,13 @@ class IntentAccepted(msgspec.Struct, frozen=True, gc=False, tag="intent"):
     reduce_only: bool = False
     causation_id: str | None = None
     source: str = ""
+    t_signal_ms: int = 0
+    t_ingress_ms: int = 0
+    t_mono_ns: int = 0  # when core accepted it (the legs' first transitions carry this stamp)
+    correlation_id: str | None = None
+    dedupe_ids: tuple[str, ...] = ()  # NATS identities of the envelope (nats.md §5 row 0)
+    entry_zone: tuple[Decimal, ...] = ()
+    close_reason: str = "OPPOSITE_FILL"  # MANUAL for CLOSE* intents, FLATTEN for operator flattens
 
 
 class IntentDenied(msgspec.Struct, frozen=True, gc=False, tag="denied"):
@@ -40,6 +51,7 @@ class IntentDenied(msgspec.Struct, frozen=True, gc=False, tag="denied"):
     text: str
     causation_id: str | None = None
     duplicate: bool = False  # a denial as DUPLICATE_SIGNAL_ID must not mark the id as seen again
+    dedupe_ids: tuple[str, ...] = ()  # NATS identities of the envelope: a redelivery is absorbed
 
 
 class LegTransitionRecord(msgspec.Struct, frozen=True, gc=False, tag="leg"):
@@ -48,6 +60,8 @@ class LegTransitionRecord(msgspec.Struct, frozen=True, gc=False, tag="leg"):
     t_mono_ns: int
     t_wall_ms: int
     reason: str | None = None
+    via_sent: bool = False  # first venue outcome of a leg handed to its gateway: ACCEPTED → SENT → to
+    venue_order_id: str | None = None
 
 
 class CoidAdopted(msgspec.Struct, frozen=True, gc=False, tag="coid"):

@@ -8,15 +8,16 @@ apply each record as it journals it, so live state and replayed state are built 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
 from titan.risk.dedupe import CausationWindow, SeenIds
 from titan.risk.state import RiskControlState
-from titan.state.decimals import ZERO
-from titan.state.fsm import IntentStatus, LegFsm, LegProgress, intent_status
+from titan.state.decimals import MONEY_CONTEXT, ZERO
+from titan.state.fsm import IntentStatus, LegFsm, LegProgress, LegState, Transition, intent_status
 from titan.state.journal import TornTail, scan_journal
 from titan.state.records import (
     CashRecord,
@@ -26,6 +27,7 @@ from titan.state.records import (
     IntentAccepted,
     IntentDenied,
     JournalEntry,
+    LegPlan,
     LegTransitionRecord,
     PolicyRecord,
     Record,
@@ -43,6 +45,38 @@ class TrackedLeg(msgspec.Struct, gc=False):
     side: int
     qty: Decimal
     filled_qty: Decimal = ZERO
+    filled_notional: Decimal = ZERO
+    fee_total: Decimal = ZERO
+    venue_order_id: str = ""
+    plan: LegPlan | None = None
+
+    @property
+    def avg_price(self) -> Decimal | None:
+        if self.filled_qty <= 0:
+            return None
+        return MONEY_CONTEXT.divide(self.filled_notional, self.filled_qty)
+
+
+class IntentOutcome(msgspec.Struct, frozen=True, gc=False):
+    """What a finished intent came to: answers a duplicate CONFIRM after it left memory."""
+
+    signal_id: str
+    status: IntentStatus
+    filled_qty: Decimal
+    filled_notional: Decimal
+    coids: tuple[str, ...]
+    venue_errors: tuple[str, ...] = ()
+
+
+class FinishedLeg(msgspec.Struct, frozen=True, gc=False):
+    """Identity of a leg that left memory: a late fill still lands on the right position."""
+
+    signal_id: str
+    symbol: str
+    venue: str
+    account: str
+    side: int
+    leg: int
 
 
 class TrackedIntent(msgspec.Struct, gc=False):
@@ -80,11 +114,18 @@ class CoreState:
         quote_asset: str = "USDT",
         signal_ids_kept: int = 1_000_000,
         causation_ttl_ms: int = 5_000,
+        finished_kept: int = 100_000,
     ) -> None:
         self.shadow = ShadowBook(quote_asset)
         self.legs: dict[str, TrackedLeg] = {}
         self.intents: dict[str, TrackedIntent] = {}
         self.accepted_ids: SeenIds[str] = SeenIds(signal_ids_kept)
+        self.journaled_ids: SeenIds[str] = SeenIds(signal_ids_kept)  # NATS envelope identities
+        self.finished: dict[str, IntentOutcome] = {}  # bounded, oldest first
+        self.finished_legs: dict[str, FinishedLeg] = {}  # bounded, oldest first
+        self.finished_kept = finished_kept
+        self.venue_errors: dict[str, list[str]] = {}  # live intents' venue rejection texts
+        self.last_fill_ms: dict[str, int] = {}  # venue → latest execution time (reconciliation lookback)
         self.causation = CausationWindow(causation_ttl_ms)
         self.risk = RiskControlState()
         self.policy_document: str | None = None
@@ -104,6 +145,8 @@ class CoreState:
             case IntentAccepted():
                 self._accept(record, t_ms)
             case IntentDenied():
+                for ident in record.dedupe_ids:
+                    self.journaled_ids.add(ident)
                 if not record.duplicate:
                     self.causation.record(record.causation_id, t_ms)
             case LegTransitionRecord():
@@ -130,28 +173,53 @@ class CoreState:
 
     def _accept(self, record: IntentAccepted, t_ms: int) -> None:
         self.accepted_ids.add(record.signal_id)
+        for ident in record.dedupe_ids:
+            self.journaled_ids.add(ident)
         self.causation.record(record.causation_id, t_ms)
         self.intents[record.signal_id] = TrackedIntent(record)
+        t_ns = record.t_mono_ns
         for plan in record.legs:
-            fsm = LegFsm(record.signal_id, plan.coid, record.symbol)
+            # Validation and acceptance happened in this one step: both transitions carry its stamp.
+            fsm = LegFsm(
+                record.signal_id,
+                plan.coid,
+                record.symbol,
+                state=LegState.ACCEPTED,
+                transitions=[
+                    Transition(LegState.RECEIVED, LegState.VALIDATED, t_ns, t_ms, None),
+                    Transition(LegState.VALIDATED, LegState.ACCEPTED, t_ns, t_ms, None),
+                ],
+            )
             self.legs[plan.coid] = TrackedLeg(
-                fsm, record.signal_id, plan.venue, plan.leg, record.account, record.side, plan.qty
+                fsm, record.signal_id, plan.venue, plan.leg, record.account, record.side, plan.qty, plan=plan
             )
 
     def _transition(self, record: LegTransitionRecord) -> None:
         leg = self.legs.get(record.coid)
         if leg is None:
             return  # the order finished and left memory; the journal keeps its history
+        if record.venue_order_id:
+            leg.venue_order_id = record.venue_order_id
+        if record.via_sent and leg.fsm.state is LegState.ACCEPTED:
+            leg.fsm.advance(LegState.SENT, record.t_mono_ns, record.t_wall_ms, None)
         if not leg.fsm.advance(record.to_state, record.t_mono_ns, record.t_wall_ms, record.reason):
             self.illegal_transitions += 1
             return
+        if record.to_state in (LegState.REJECTED, LegState.DENIED, LegState.FAILED) and record.reason:
+            self.venue_errors.setdefault(leg.signal_id, []).append(record.reason)
         self._update_intent(leg.signal_id)
 
     def _fill(self, record: FillRecord) -> FillEffect:
         effect = self.shadow.apply_fill(record.fill)
+        fill = record.fill
+        if effect.applied and fill.source == "TRADE" and fill.ts_ms > self.last_fill_ms.get(fill.venue, 0):
+            self.last_fill_ms[fill.venue] = fill.ts_ms
         leg = self.legs.get(record.fill.client_order_id)
         if effect.applied and leg is not None:
-            leg.filled_qty += record.fill.qty
+            with localcontext(MONEY_CONTEXT):
+                leg.filled_qty += record.fill.qty
+                leg.filled_notional += record.fill.qty * record.fill.price
+                leg.fee_total += record.fill.fee
             self._update_intent(leg.signal_id)
         return effect
 
@@ -166,8 +234,38 @@ class CoreState:
         if legs and all(x.fsm.terminal for x in legs):
             # Finished: leave memory (bounded state); a late report is applied to the shadow only.
             del self.intents[signal_id]
+            acc = tracked.accepted
             for plan in plans:
-                self.legs.pop(plan.coid, None)
+                gone = self.legs.pop(plan.coid, None)
+                if gone is not None:
+                    self._keep(self.finished_legs, plan.coid, FinishedLeg(
+                        signal_id, acc.symbol, plan.venue, acc.account, acc.side, plan.leg))  # fmt: skip
+            self._keep(self.finished, signal_id, self.outcome_of(signal_id, tracked.status, legs))
+            self.venue_errors.pop(signal_id, None)
+
+    def _keep(self, bounded: dict[str, Any], key: str, value: Any) -> None:
+        bounded[key] = value
+        if len(bounded) > self.finished_kept:
+            del bounded[next(iter(bounded))]
+
+    def outcome_of(self, signal_id: str, status: IntentStatus, legs: list[TrackedLeg]) -> IntentOutcome:
+        with localcontext(MONEY_CONTEXT):
+            return IntentOutcome(
+                signal_id,
+                status,
+                sum((x.filled_qty for x in legs), ZERO),
+                sum((x.filled_notional for x in legs), ZERO),
+                tuple(x.fsm.client_order_id for x in legs),
+                tuple(self.venue_errors.get(signal_id, ())),
+            )
+
+    def outcome(self, signal_id: str) -> IntentOutcome | None:
+        """The intent's current (live) or final outcome; None when unknown."""
+        tracked = self.intents.get(signal_id)
+        if tracked is None:
+            return self.finished.get(signal_id)
+        legs = [self.legs[p.coid] for p in tracked.accepted.legs if p.coid in self.legs]
+        return self.outcome_of(signal_id, tracked.status, legs)
 
     # --- views the checks need -------------------------------------------------------------------
 

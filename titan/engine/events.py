@@ -1,0 +1,246 @@
+"""Typed events core emits (titan.events.payloads), built from core's state; the bridge formats them."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from titan.events.payloads import (
+    DriftEvent,
+    ExposureEvent,
+    FillEvent,
+    OrderReportEvent,
+    PositionSnapshot,
+    TradeClosedEvent,
+    TruthEvent,
+)
+from titan.messages import VenueReport
+from titan.state.decimals import ZERO
+from titan.state.fsm import LegState
+from titan.state.records import IntentAccepted
+from titan.state.replay import TrackedLeg
+from titan.state.shadow import Exposure, Fill, Position, TradeRecord
+
+if TYPE_CHECKING:
+    from titan.engine.engine import Engine
+
+
+def rfc3339(ms: int) -> str:
+    """Epoch ms → ``2026-01-01T00:00:00.000Z`` (UTC)."""
+    t = _dt.datetime.fromtimestamp(ms / 1000, _dt.UTC)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def _wall_of(leg: TrackedLeg, state: LegState) -> int | None:
+    for t in leg.fsm.transitions:
+        if t.to_state is state:
+            return t.t_wall_ms
+    return None
+
+
+def report_event(
+    engine: Engine,
+    leg: TrackedLeg,
+    accepted: IntentAccepted,
+    last_fill: tuple[Decimal, Decimal] | None,
+    now_ms: int,
+    sent_only: bool = False,
+) -> OrderReportEvent:
+    """One execution report per leg transition (nats.md §9.2); ``seq`` counts reports, gapless from 1.
+
+    A leg's first two transitions (RECEIVED → VALIDATED → ACCEPTED) happen in one step and are
+    reported once, as ACCEPTED (seq 1).
+    """
+    transitions = leg.fsm.transitions
+    prev: str | None
+    if sent_only:
+        status, prev, seq = LegState.SENT.value, LegState.ACCEPTED.value, len(transitions) - 2
+    else:
+        status = leg.fsm.state.value
+        prev = transitions[-1].from_state.value if len(transitions) > 2 else None
+        seq = len(transitions) - 1
+    tracked = engine.state.intents.get(leg.signal_id)
+    if tracked is not None:
+        intent_status = tracked.status.value
+    else:
+        done = engine.state.finished.get(leg.signal_id)
+        intent_status = done.status.value if done is not None else "PENDING"
+    plan = leg.plan
+    tif = plan.tif if plan is not None else "IOC"
+    return OrderReportEvent(
+        signal_id=leg.signal_id,
+        client_order_id=leg.fsm.client_order_id,
+        venue=leg.venue,
+        account=leg.account,
+        symbol=leg.fsm.symbol,
+        venue_symbol=plan.venue_symbol if plan is not None else "",
+        leg=leg.leg,
+        side="BUY" if leg.side > 0 else "SELL",
+        order_type=plan.order_type if plan is not None else "MARKET",
+        time_in_force="GTC" if tif == "POST_ONLY" else tif,
+        post_only=tif == "POST_ONLY",
+        reduce_only=accepted.reduce_only,
+        price=plan.price if plan is not None else None,
+        quantity=leg.qty,
+        status=status,
+        prev_status=prev,
+        seq=seq,
+        venue_order_id=leg.venue_order_id or None,
+        venue_status=None,
+        filled_qty=leg.filled_qty,
+        avg_fill_price=leg.avg_price,
+        last_fill_qty=None if last_fill is None else last_fill[0],
+        last_fill_price=None if last_fill is None else last_fill[1],
+        fee_total=leg.fee_total,
+        fee_asset="USDT" if leg.fee_total else None,
+        reason_code=None,
+        reason=transitions[-1].reason if transitions and not sent_only else None,
+        venue_error_code=None,
+        intent_status=intent_status,
+        t_signal=accepted.t_signal_ms,
+        t_ingress=accepted.t_ingress_ms or None,
+        t_sent=_wall_of(leg, LegState.SENT),
+        t_ack=_wall_of(leg, LegState.ACKED),
+        t_exchange=None,
+        ts=now_ms,
+        correlation_id=accepted.correlation_id,
+    )
+
+
+def fill_event(
+    fill: Fill,
+    leg: TrackedLeg | None,
+    accepted: IntentAccepted | None,
+    rep: VenueReport | None,
+    now_ms: int,
+) -> FillEvent:
+    """One event per venue execution (nats.md §9.1); synthetic reconciliation fills too."""
+    if leg is not None:
+        cum, avg, leaves = leg.filled_qty, leg.avg_price or fill.price, max(leg.qty - leg.filled_qty, ZERO)
+        status = "FILLED" if leaves <= 0 else "PARTIALLY_FILLED"
+        leg_no, venue_order_id = leg.leg, leg.venue_order_id
+    else:
+        cum, avg, leaves, status, leg_no, venue_order_id = fill.qty, fill.price, ZERO, "FILLED", 0, ""
+    if rep is not None and rep.venue_order_id:
+        venue_order_id = rep.venue_order_id
+    return FillEvent(
+        venue=fill.venue,
+        account=fill.account,
+        symbol=fill.symbol,
+        trade_id=fill.trade_id,
+        signal_id=fill.signal_id,
+        client_order_id=fill.client_order_id,
+        venue_order_id=venue_order_id,
+        side="BUY" if fill.side > 0 else "SELL",
+        price=fill.price,
+        qty=fill.qty,
+        fee=fill.fee,
+        fee_currency=fill.fee_asset,
+        status=status,
+        cum_qty=cum,
+        avg_price=avg,
+        leaves_qty=leaves,
+        is_maker=rep.is_maker if rep is not None else False,
+        leg=leg_no,
+        t_signal=accepted.t_signal_ms if accepted is not None else 0,
+        t_ingress=accepted.t_ingress_ms if accepted is not None else 0,
+        t_decision=_wall_of(leg, LegState.ACCEPTED) or 0 if leg is not None else 0,
+        t_ack=(_wall_of(leg, LegState.ACKED) or now_ms) if leg is not None else now_ms,
+        t_exchange=fill.ts_ms,
+        ts=now_ms,
+        correlation_id=accepted.correlation_id if accepted is not None else None,
+    )
+
+
+def trade_event(trade: TradeRecord, now_ms: int, correlation_id: str | None) -> TradeClosedEvent:
+    return TradeClosedEvent(
+        trade_id=trade.trade_id,
+        signal_id=trade.signal_id,
+        symbol=trade.symbol,
+        side=trade.side,
+        entry_price=trade.entry_price,
+        exit_price=trade.exit_price,
+        size=trade.size,
+        pnl=trade.pnl,
+        pnl_pct=trade.pnl_pct,
+        fee=trade.fee,
+        fee_asset=trade.fee_asset,
+        opened_at=rfc3339(trade.opened_at_ms),
+        closed_at=rfc3339(trade.closed_at_ms),
+        close_reason=trade.close_reason,
+        venue=trade.venue,
+        partial=trade.partial,
+        ts=now_ms,
+        correlation_id=correlation_id,
+    )
+
+
+def drift_event(
+    signal_id: str,
+    symbol: str,
+    venue: str,
+    drift_class: str,
+    expected: Decimal,
+    actual: Decimal,
+    ts_ms: int,
+    deviation_bps: Decimal = ZERO,
+) -> DriftEvent:
+    return DriftEvent(
+        signal_id=signal_id,
+        symbol=symbol,
+        venue=venue,
+        drift_class=drift_class,
+        expected=expected,
+        actual=actual,
+        deviation_bps=deviation_bps,
+        timestamp=ts_ms,
+    )
+
+
+def exposure_event(e: Exposure) -> ExposureEvent:
+    return ExposureEvent(
+        net_exposure=e.net_exposure,
+        gross_notional=e.gross_notional,
+        long_notional=e.long_notional,
+        short_notional=e.short_notional,
+        position_count=e.position_count,
+    )
+
+
+def position_snapshot(p: Position) -> PositionSnapshot:
+    return PositionSnapshot(
+        venue=p.venue,
+        symbol=p.symbol,
+        side=p.side_label,
+        size=p.size,
+        entry_price=p.entry_price,
+        stop_loss=ZERO,
+        take_profits=(),
+        signal_id=p.signal_id,
+        opened_at=rfc3339(p.opened_at_ms),
+        regime_state=None,
+        phase=None,
+        metadata=None,
+        realized_pnl=p.realized_pnl,
+        unrealized_pnl=p.unrealized_pnl,
+        fees_paid=p.fees_paid,
+        funding_paid=p.funding_paid,
+        last_mark_price=p.last_mark_price,
+        last_update_ts=p.last_update_ts,
+    )
+
+
+def truth_event(engine: Engine, now_ms: int) -> TruthEvent:
+    positions = sorted(engine.state.shadow.iter_positions(), key=lambda p: (p.account, p.venue, p.symbol))
+    return TruthEvent(
+        instance=engine.s.instance,
+        timestamp=now_ms,
+        policy_hash=engine.policy.policy_hash,
+        version=engine.s.version,
+        venue_positions=tuple(position_snapshot(p) for p in positions),
+        armed=engine.control.armed,
+        halted=engine.halt_mode.value != "OPEN",
+        risk_state=engine.control.effective_state(now_ms).label,
+        service=engine.s.service,
+    )
