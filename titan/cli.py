@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from titan.config import ConfigError, hmac_secret, load_config, socket_path
+from titan.config import ConfigError, hmac_secret, load_config, masked, preflight, socket_path, to_toml
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "default.toml"
 
@@ -71,6 +71,68 @@ def cmd_send(args: argparse.Namespace) -> int:
     return asyncio.run(_send(args))
 
 
+def cmd_config_check(args: argparse.Namespace) -> int:
+    """Print the effective config (secrets masked); exit 2 with one line per problem."""
+    path = _config_path(args.config)
+    try:
+        cfg = load_config(path)
+    except ConfigError as exc:
+        print(f"titan: {exc}", file=sys.stderr)
+        return 2
+    print(f"# effective configuration from {path or '<defaults>'} and the environment (secrets masked)")
+    print(to_toml(masked(cfg)))
+    problems = preflight(cfg)
+    if problems:
+        print("titan: cannot start:\n" + "\n".join(f"  - {p}" for p in problems), file=sys.stderr)
+        return 2
+    print("# configuration OK", file=sys.stderr)
+    return 0
+
+
+def _http_base(args: argparse.Namespace) -> tuple[str, str]:
+    cfg = load_config(_config_path(args.config))
+    if args.url:
+        return args.url.rstrip("/"), cfg.http.api_key
+    host = cfg.http.bind if cfg.http.bind not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    return f"http://{host}:{cfg.http.port}", cfg.http.api_key
+
+
+def cmd_top(args: argparse.Namespace) -> int:
+    from titan.top import render_once, run_live
+
+    base, api_key = _http_base(args)
+    if args.once:
+        print(render_once(base, api_key, width=args.width), end="")
+        return 0
+    run_live(base, api_key, args.interval)
+    return 0
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    from titan.events.watch import watch
+
+    url = args.url
+    if not url:
+        cfg = load_config(_config_path(args.config))
+        url = cfg.nats.url
+        if not url:  # embedded server: ask the running engine where it is
+            from titan.top import poll
+
+            base, _ = _http_base(args)
+            url = str(poll(base).health.get("nats", {}).get("url") or "nats://127.0.0.1:4222")
+    asyncio.run(watch(url, args.subject))
+    return 0
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    from titan.venues.sim.__main__ import main as sim_main
+
+    argv = ["--config", args.config or str(DEFAULT_CONFIG)]
+    if args.ports_file:
+        argv += ["--ports-file", args.ports_file]
+    return sim_main(argv)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="titan", description="Titan Execution engine")
     p.add_argument("--config", help="TOML config file (default: config/default.toml)")
@@ -94,6 +156,27 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--framing", choices=["ndjson", "binary"], default="ndjson")
     send.add_argument("--timeout", type=float, default=2.0)
     send.set_defaults(func=cmd_send)
+
+    config = sub.add_parser("config", help="configuration tools")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    check = config_sub.add_parser("check", help="validate and print the effective config (secrets masked)")
+    check.set_defaults(func=cmd_config_check)
+
+    top = sub.add_parser("top", help="live dashboard of a running engine")
+    top.add_argument("--once", action="store_true", help="print one screen as text and exit")
+    top.add_argument("--url", default="", help="ops HTTP base URL (default: from config http.bind/port)")
+    top.add_argument("--interval", type=float, default=1.0)
+    top.add_argument("--width", type=int, default=120)
+    top.set_defaults(func=cmd_top)
+
+    events = sub.add_parser("events", help="print NATS events as they are published")
+    events.add_argument("subject", nargs="?", default="titan.evt.>")
+    events.add_argument("--url", default="", help="NATS URL (default: config, else the running engine's)")
+    events.set_defaults(func=cmd_events)
+
+    sim = sub.add_parser("sim", help="run the venue simulator alone (reads the [sim] table)")
+    sim.add_argument("--ports-file", default="", help="write the bound base URLs here as JSON")
+    sim.set_defaults(func=cmd_sim)
     return p
 
 

@@ -9,6 +9,7 @@ when it parses, else taken as a string). Loading validates everything and raises
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -81,6 +82,9 @@ class NatsSection(_Section):
 class MarketDataSection(_Section):
     mode: Literal["sim", "venues"] = "sim"
     symbols: list[str] = msgspec.field(default_factory=lambda: ["BTC/USDT", "ETH/USDT", "SOL/USDT"])
+    venues: list[str] = msgspec.field(default_factory=lambda: ["bybit", "binance", "mexc"])  # mode "venues"
+    silence_ms: int = 5000  # a feed silent this long is reconnected and resubscribed
+    first_data_ms: int = 3000  # no data this long after subscribing: alarm
     sim_venue: str = "sim"  # venue name the simulated price source writes its rows under
     sim_seed: int = 42
     sim_rate_hz: float = 20.0  # updates per second per symbol
@@ -218,7 +222,9 @@ class Config(_Section):
 
     def ticker_pairs(self) -> list[tuple[str, str]]:
         """(venue, canonical symbol) rows of the ticker table, identical in every process."""
-        return [(self.marketdata.sim_venue, s) for s in self.marketdata.symbols]
+        md = self.marketdata
+        venues = [md.sim_venue] if md.mode == "sim" else md.venues
+        return [(v, s) for v in venues for s in md.symbols]
 
 
 # Environment variables of the original service, mapped onto config keys (a path of table names).
@@ -487,3 +493,28 @@ def to_toml(doc: Mapping[str, Any], prefix: str = "") -> str:
         body = to_toml(v, name)
         out += f"\n\n[{name}]\n{body}" if body else f"\n\n[{name}]"
     return out.strip("\n")
+
+
+def secret_values(cfg: Config) -> list[str]:
+    """Every secret value in ``cfg`` (for log redaction); never print the result."""
+    found: list[str] = []
+
+    def walk(node: Any, key: str = "") -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, k)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v, key)
+        elif key in SECRET_KEYS and isinstance(node, str) and node:
+            found.append(node)
+
+    walk(msgspec.to_builtins(cfg))
+    if cfg.ingress.hmac_secret_file:
+        with contextlib.suppress(OSError):
+            found.append(Path(cfg.ingress.hmac_secret_file).read_text().strip())
+    url = cfg.nats.url
+    if "@" in url and "://" in url:
+        found.append(url.split("://", 1)[1].rsplit("@", 1)[0])
+    # Longest first, so a secret containing another is masked whole; tiny values would mask noise.
+    return sorted({s for s in found if len(s) >= 4}, key=len, reverse=True)

@@ -13,10 +13,10 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from titan.config import Config, load_config
+from titan.config import MASK, Config, load_config, secret_values
 from titan.shm.board import ProcState, StatusBoard
 from titan.shm.doorbell import Doorbell
 from titan.shm.ring import Ring
@@ -103,12 +103,33 @@ class JsonLogFormatter(logging.Formatter):
         return json.dumps(doc, ensure_ascii=True)
 
 
-def setup_logging(proc: str, level: str, as_json: bool = False) -> logging.Logger:
+class RedactingFormatter(logging.Formatter):
+    """Wraps a formatter; replaces every configured secret value in the output with ``********``."""
+
+    def __init__(self, inner: logging.Formatter, secrets: Sequence[str]) -> None:
+        super().__init__()
+        self.inner = inner
+        self.secrets = list(secrets)
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = self.inner.format(record)
+        for secret in self.secrets:
+            if secret in out:
+                out = out.replace(secret, MASK)
+        return out
+
+
+def setup_logging(
+    proc: str, level: str, as_json: bool = False, secrets: Sequence[str] = ()
+) -> logging.Logger:
+    """Log lines on stderr named by process (JSON with ``as_json``), with ``secrets`` redacted."""
     handler = logging.StreamHandler(sys.stderr)
-    if as_json:
-        handler.setFormatter(JsonLogFormatter(proc))
-    else:
-        handler.setFormatter(logging.Formatter(f"%(asctime)s {proc}[%(process)d] %(levelname)s %(message)s"))
+    inner = (
+        JsonLogFormatter(proc)
+        if as_json
+        else logging.Formatter(f"%(asctime)s {proc}[%(process)d] %(levelname)s %(message)s")
+    )
+    handler.setFormatter(RedactingFormatter(inner, secrets) if secrets else inner)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -123,7 +144,7 @@ class ChildContext:
         self.cfg = cfg
         self.layout = layout_for(cfg, prefix)
         self.board = StatusBoard.attach(self.layout.board)
-        self.log = setup_logging(name, cfg.engine.log_level, cfg.engine.log_json)
+        self.log = setup_logging(name, cfg.engine.log_level, cfg.engine.log_json, secret_values(cfg))
         self._opened: list[Ring | Doorbell | TickerTable | StatusBoard] = [self.board]
 
     @classmethod

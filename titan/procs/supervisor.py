@@ -29,7 +29,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from titan.config import Config, preflight, socket_path
+from titan.config import Config, preflight, secret_values, socket_path
 from titan.health import BOARD_COUNTERS, SUPERVISOR, SUPERVISOR_SLOTS, CounterWriter
 from titan.metrics import Facts, gather, health_body, render_metrics
 from titan.procs.common import (
@@ -105,7 +105,7 @@ class Child:
 class Supervisor:
     def __init__(self, cfg: Config, *, nats_port: int = 4222) -> None:
         self.cfg = cfg
-        self.log = setup_logging("supervisor", cfg.engine.log_level, cfg.engine.log_json)
+        self.log = setup_logging("supervisor", cfg.engine.log_level, cfg.engine.log_json, secret_values(cfg))
         self.prefix = f"/{cfg.engine.instance}-{os.getpid()}"
         self.layout: Layout = layout_for(cfg, self.prefix)
         self.run_dir = cfg.run_dir()
