@@ -118,13 +118,22 @@ armed_at_start = true
     return cfg
 
 
-def start_engine(tmp: Path, extra: str = "", ready_timeout: float = 60.0, log_level: str = "INFO") -> Engine:
+def start_engine(
+    tmp: Path,
+    extra: str = "",
+    ready_timeout: float = 60.0,
+    log_level: str = "INFO",
+    env_overrides: dict[str, str] | None = None,
+) -> Engine:
+    """Start ``titan run`` on a fresh config under ``tmp``; ``extra`` TOML is appended to the file
+    (new tables only), ``env_overrides`` (e.g. ``TITAN__ENGINE__START_SIM``) change existing keys."""
     instance = f"tt{uuid.uuid4().hex[:8]}"
     cfg_path = write_config(tmp, instance, extra, log_level)
     text = cfg_path.read_text()
     port = int(text.split("[http]")[1].split("port = ")[1].split()[0])
     log_path = tmp / "engine.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TITAN", "NATS_", "PORT"))}
+    env.update(env_overrides or {})
     log = open(log_path, "wb")  # noqa: SIM115 - kept open for the engine's lifetime
     proc = subprocess.Popen(
         [sys.executable, "-m", "titan.cli", "--config", str(cfg_path), "run", "--nats-port", "0"],

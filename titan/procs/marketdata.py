@@ -3,11 +3,17 @@
 ``--market sim`` (config ``marketdata.mode = "sim"``) is a real mode of the product: a seeded
 random walk per symbol, in whole ticks, with a spread, written at ``marketdata.sim_rate_hz``
 updates per second per symbol. It lets the engine trade on paper with no venue at all.
+
+``--market venues`` runs the public-stream connectors of ``titan.marketdata`` (Bybit tickers,
+Binance bookTicker, MEXC push.ticker; URLs from ``venues.<v>.ws_public_url``, the simulator's by
+default) and writes every merged ticker with its exchange and receive times.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import random
 import signal
 import time
@@ -16,6 +22,8 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from titan.config import Config
+from titan.marketdata.connector import run_connectors
+from titan.marketdata.settings import MarketDataSettings, VenueFeedSettings
 from titan.procs.common import MARKETDATA, ChildContext
 from titan.shm.board import ProcState
 from titan.shm.ticker import TickerIndex, TickerTable, price_to_units, size_to_units
@@ -93,6 +101,104 @@ def run_sim(ctx: ChildContext, table: TickerTable, index: TickerIndex, stop: lis
             next_tick = time.monotonic_ns()  # fell behind (machine busy): do not burst to catch up
 
 
+_PRICE_Q = Decimal(1).scaleb(-9)
+_SIZE_Q = Decimal(1).scaleb(-6)
+
+
+class TableSink:
+    """Writes connector tickers into the shared-memory table (venue values rounded to the units)."""
+
+    def __init__(self, ctx: ChildContext, table: TickerTable, index: TickerIndex) -> None:
+        self.ctx = ctx
+        self.table = table
+        self.index = index
+        self.last_beat = 0
+
+    @staticmethod
+    def _p(d: Decimal | None) -> int:
+        return price_to_units(d.quantize(_PRICE_Q, ROUND_HALF_EVEN)) if d is not None and d > 0 else 0
+
+    @staticmethod
+    def _s(d: Decimal | None) -> int:
+        return size_to_units(d.quantize(_SIZE_Q, ROUND_HALF_EVEN)) if d is not None and d > 0 else 0
+
+    def on_ticker(
+        self,
+        venue: str,
+        symbol: str,
+        bid: Decimal | None,
+        bid_size: Decimal | None,
+        ask: Decimal | None,
+        ask_size: Decimal | None,
+        last: Decimal | None,
+        mark: Decimal | None,
+        exchange_ts_ms: int,
+        recv_mono_ns: int,
+    ) -> None:
+        row = self.index.row(venue, symbol)
+        if row is None:
+            return  # a symbol nobody trades
+        self.table.write(
+            row,
+            bid=self._p(bid),
+            bid_size=self._s(bid_size),
+            ask=self._p(ask),
+            ask_size=self._s(ask_size),
+            last=self._p(last),
+            mark=self._p(mark),
+            exchange_ts_ms=exchange_ts_ms,
+            recv_mono_ns=recv_mono_ns,
+            recv_wall_ms=time.time_ns() // 1_000_000,
+        )
+
+
+def feed_settings(cfg: Config) -> MarketDataSettings:
+    """Connector settings from the engine config: each venue's public URL and the traded symbols."""
+    md = cfg.marketdata
+    symbols = list(md.symbols)
+
+    def feed(venue: str, ws_url: str, ping_ms: int) -> VenueFeedSettings:
+        if venue == "binance":
+            # The connector appends the entry point (/public for bookTicker) to the host base.
+            for suffix in ("/public", "/market"):
+                ws_url = ws_url.removesuffix(suffix)
+        return VenueFeedSettings(
+            ws_url=ws_url, symbols=symbols, enabled=venue in md.venues, ping_interval_ms=ping_ms
+        )
+
+    v = cfg.venues
+    return MarketDataSettings(
+        bybit=feed("bybit", v.bybit.ws_public_url, 20_000),
+        binance=feed("binance", v.binance.ws_public_url, 60_000),
+        mexc=feed("mexc", v.mexc.ws_public_url, 15_000),
+        silence_ms=md.silence_ms,
+        first_data_ms=md.first_data_ms,
+    )
+
+
+def run_venues(ctx: ChildContext, table: TickerTable, index: TickerIndex) -> None:
+    sink = TableSink(ctx, table, index)
+
+    def alarm(venue: str, symbol: str, kind: str) -> None:
+        ctx.log.warning("market data %s for %s on %s", kind, symbol, venue)
+
+    async def amain() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        ctx.set_state(ProcState.READY)
+        ctx.log.info("venue market data: %s for %s", ctx.cfg.marketdata.venues, ctx.cfg.marketdata.symbols)
+        task = asyncio.create_task(run_connectors(feed_settings(ctx.cfg), sink, stop, on_alarm=alarm))
+        while not stop.is_set():
+            ctx.beat()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.1)
+        await task
+
+    asyncio.run(amain())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="titan marketdata")
     parser.add_argument("--market", choices=["sim", "venues"], default=None)
@@ -107,9 +213,10 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     table, index = ctx.ticker()
-    if mode != "sim":
-        raise SystemExit("marketdata: venue connectors are not wired in yet; use --market sim")
-    run_sim(ctx, table, index, stop)
+    if mode == "sim":
+        run_sim(ctx, table, index, stop)
+    else:
+        run_venues(ctx, table, index)
     ctx.set_state(ProcState.STOPPED)
     ctx.close()
 
