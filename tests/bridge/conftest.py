@@ -297,13 +297,14 @@ async def stream_messages(
             return out
         sub = await js.subscribe(subject, stream=stream, ordered_consumer=True)
         try:
-            total = info.state.messages
-            while len(out) < total:
+            while True:
                 try:
-                    msg = await sub.next_msg(timeout=2.0)
+                    msg = await sub.next_msg(timeout=2.0 if subject == ">" else 0.5)
                 except TimeoutError:
-                    break
+                    break  # nothing (left) on a filtered subject
                 out.append((msg.subject, dict(msg.headers or {}), msg.data))
+                if msg.metadata.num_pending == 0:
+                    break
         finally:
             await sub.unsubscribe()
         return out

@@ -148,7 +148,8 @@ async def test_unsigned_operator_command_is_refused_by_the_engine(
         )
     finally:
         await nc.close()
-    rejects = [msgspec.json.decode(d) for _, _, d in await stream_messages(nats_server.url, "TITAN_EVT")]
+    msgs = await stream_messages(nats_server.url, "TITAN_EVT", subjects.EVT_REJECT)
+    rejects = [msgspec.json.decode(d) for _, _, d in msgs]
     assert sorted(r["command"] for r in rejects) == sorted(
         [subjects.CMD_OPERATOR_DISARM, subjects.CMD_SYS_HALT]
     )
