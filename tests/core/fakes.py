@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -79,14 +80,18 @@ class FakeOutbox:
         self.replies: list[Reply] = []
         self.orders: list[tuple[str, OrderRequest | CancelRequest | ReconcileRequest]] = []
         self.events: list[Any] = []
+        self.trace: list[tuple[str, int]] = []  # (what left, journal length at that moment)
+        self.journal_len: Callable[[], int] = lambda: 0
 
     def reply(self, reply: Reply) -> None:
         self.replies.append(reply)
 
     def order(self, venue: str, msg: OrderRequest | CancelRequest | ReconcileRequest) -> None:
+        self.trace.append(("order", self.journal_len()))
         self.orders.append((venue, msg))
 
     def event(self, event: EVENT | IntakeDone) -> None:
+        self.trace.append((type(event).__name__, self.journal_len()))
         self.events.append(event)
 
     def of(self, kind: type) -> list[Any]:
@@ -172,9 +177,12 @@ class Rig:
             self.quotes.set(venue, "BTC/USDT", "49999", "50001")
             self.quotes.set(venue, "ETH/USDT", "2999.9", "3000.1")
         self.out = FakeOutbox()
-        self.journal = journal if journal is not None else MemJournal()
+        self.journal: Any = journal if journal is not None else MemJournal()
         self.files = FakeFiles()
         self.settings = settings or make_settings()
+        if isinstance(self.journal, MemJournal):
+            mem = self.journal
+            self.out.journal_len = lambda: len(mem.entries)
         self.engine = Engine(self.settings, self.clock, self.quotes, self.out, self.journal, self.files)
         self.req = 0
         if start:
