@@ -1,0 +1,166 @@
+"""core's CPU cost per intent: PREPARE + CONFIRM + the venue's FILL through the real engine.
+
+In process, no rings: the outbox msgpack-encodes every reply, order and event exactly as the `core`
+process does (then drops the bytes), the journal writes through to a real file (fsync off the hot
+path, as in `core`), quotes come from a constant row. ``run(n)`` returns a dict of results;
+``python -m bench.core_cpu [N]`` prints it. Target: < 30 µs of CPU per intent.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from titan.config import load_config
+from titan.engine.engine import Engine
+from titan.engine.ports import Quote
+from titan.engine.settings import EngineSettings, settings_from_config
+from titan.messages import FILL, Confirm, Intent, OrderRequest, Prepare, VenueReport, encoder
+from titan.risk.state import HaltState
+from titan.state.journal import JournalWriter
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.mono_ns = time.monotonic_ns
+
+    def wall_ms(self) -> int:
+        return time.time_ns() // 1_000_000
+
+
+class _Quotes:
+    def __init__(self) -> None:
+        self.rows = {
+            s: (Decimal("49999.9"), Decimal("50000.1")) for s in ("BTC/USDT", "ETH/USDT", "SOL/USDT")
+        }
+
+    def get(self, venue: str, symbol: str) -> Quote | None:
+        row = self.rows.get(symbol)
+        if row is None:
+            return None
+        return Quote(
+            bid=row[0],
+            ask=row[1],
+            receive_mono_ns=time.monotonic_ns(),
+            bid_size=Decimal(3),
+            ask_size=Decimal(3),
+            exchange_ts_ms=0,
+        )
+
+
+class _EncodingOutbox:
+    def __init__(self) -> None:
+        self.enc = encoder().encode
+        self.orders: list[OrderRequest] = []
+        self.bytes = 0
+
+    def reply(self, reply: Any) -> None:
+        self.bytes += len(self.enc(reply))
+
+    def order(self, venue: str, msg: Any) -> None:
+        if isinstance(msg, OrderRequest):
+            self.orders.append(msg)
+        self.bytes += len(self.enc(msg))
+
+    def event(self, event: Any) -> None:
+        self.bytes += len(self.enc(event))
+
+
+class _Journal:
+    def __init__(self, path: Path) -> None:
+        self.writer = JournalWriter(path)
+
+    def append(self, record: Any, t_ms: int, now_mono_ns: int) -> int:
+        seq = self.writer.append(record, t_ms, now_mono_ns)
+        self.writer.mark_synced()
+        return seq
+
+
+class _Files:
+    def save(self, armed: bool, armed_reason: str, halt: HaltState) -> None:
+        pass
+
+
+def _settings() -> EngineSettings:
+    return settings_from_config(load_config(None))
+
+
+def run(n: int = 20_000) -> dict[str, Any]:
+    """Drive ``n`` intents (after 1 000 warm-up); CPU µs per intent and per message kind."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = _EncodingOutbox()
+        journal = _Journal(Path(tmp) / "core.journal")
+        engine = Engine(_settings(), _Clock(), _Quotes(), out, journal, _Files())
+        engine.start(None, None, first_start=True)
+        engine.control.set_armed(True)
+        now_ms = time.time_ns() // 1_000_000
+        costs = {"prepare": 0, "confirm": 0, "fill": 0}
+
+        def one(k: int, measure: bool) -> None:
+            sid = f"bench-{k}"
+            intent = Intent(
+                signal_id=sid,
+                source="scavenger",
+                symbol="BTCUSDT",
+                direction=1 if k % 2 else -1,
+                intent_type="BUY_SETUP" if k % 2 else "SELL_SETUP",
+                t_signal_ms=now_ms,
+                position_size="100",
+                entry_zone=["50000", "50100"],
+            )
+            t0 = time.process_time_ns()
+            engine.on_command(Prepare(conn=1, req=k, intent=intent, t_read=0, t_ring=0))
+            t1 = time.process_time_ns()
+            engine.on_command(Confirm(conn=1, req=k, signal_id=sid, t_read=0, t_ring=0))
+            t2 = time.process_time_ns()
+            order = out.orders.pop()
+            engine.on_report(
+                VenueReport(
+                    coid=order.coid,
+                    venue=order.venue,
+                    kind=FILL,
+                    venue_order_id="v",
+                    trade_id=order.coid,
+                    qty=order.qty,
+                    price="50000.1",
+                    fee="0.05",
+                )
+            )
+            t3 = time.process_time_ns()
+            if measure:
+                costs["prepare"] += t1 - t0
+                costs["confirm"] += t2 - t1
+                costs["fill"] += t3 - t2
+
+        for k in range(1_000):
+            one(k, False)
+        gc.collect()
+        gc.freeze()
+        wall0 = time.perf_counter()
+        for k in range(1_000, 1_000 + n):
+            one(k, True)
+        wall = time.perf_counter() - wall0
+        gc.unfreeze()
+        journal.writer.close()
+        total = sum(costs.values())
+        return {
+            "intents": n,
+            "cpu_us_per_intent": round(total / n / 1000, 2),
+            "cpu_us_prepare": round(costs["prepare"] / n / 1000, 2),
+            "cpu_us_confirm": round(costs["confirm"] / n / 1000, 2),
+            "cpu_us_fill": round(costs["fill"] / n / 1000, 2),
+            "wall_s": round(wall, 3),
+            "live_intents_after": len(engine.state.intents),
+            "encoded_bytes": out.bytes,
+            "target_us": 30,
+        }
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(int(sys.argv[1]) if len(sys.argv) > 1 else 20_000), indent=2))
