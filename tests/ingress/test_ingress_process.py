@@ -20,7 +20,7 @@ from titan.client import FastPathClient
 from titan.ingress import codes
 from titan.ingress.envelope import BINARY_MODE_MARKER, binary_request, ndjson_request
 from titan.ingress.signing import secret_key
-from titan.procs.ingress import COUNTER_NAMES
+from titan.procs.ingress import COUNTER_NAMES, prepare_socket_path
 
 from .harness import SECRET, IngressRun, run_ingress, wait_for
 
@@ -207,6 +207,16 @@ def test_bad_lines_get_their_reply_and_change_nothing(
     assert reply["reason"] == code and reply["error"] == code and reply["rejected"] is True
     assert isinstance(reply["timestamp"], int) and isinstance(reply["server_time"], int)
     assert pong["pong"] is True and pong["correlationId"] == "after"  # the connection is kept
+    assert ing.core.seen == []
+
+
+def test_signal_too_big_for_a_ring_slot_is_refused_not_fatal(ing: IngressRun, raw: Raw) -> None:
+    sig = prepare("huge-1")
+    sig["take_profits"] = [50000 + i for i in range(400)]  # valid, but > one 1 KiB command slot
+    raw.send(ndjson_request(KEY, sig, "big", now_ms()) + ndjson_request(KEY, ping(), "after", now_ms()))
+    reply, pong = raw.lines(2)
+    assert reply["reason"] == codes.INVALID_SIGNAL and reply["correlationId"] == "big"
+    assert pong["pong"] is True
     assert ing.core.seen == []
 
 
@@ -465,6 +475,27 @@ def test_stale_socket_is_replaced_and_a_live_one_is_refused(tmp_path: Path) -> N
         if os.path.exists(path):
             os.unlink(path)
         sock_dir.rmdir()
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o1777])
+def test_socket_directory_permissions(tmp_path: Path, mode: int) -> None:
+    directory = tmp_path / "d"
+    directory.mkdir()
+    directory.chmod(mode)
+    path = str(directory / "fp.sock")
+    if mode & stat.S_ISVTX:
+        prepare_socket_path(path)  # world-writable with the sticky bit (like /tmp): fine
+    else:
+        with pytest.raises(PermissionError):
+            prepare_socket_path(path)
+
+
+def test_a_regular_file_at_the_socket_path_is_never_removed(tmp_path: Path) -> None:
+    path = tmp_path / "fp.sock"
+    path.write_text("not a socket")
+    with pytest.raises(FileExistsError):
+        prepare_socket_path(str(path))
+    assert path.read_text() == "not a socket"
 
 
 def test_refuses_to_start_without_a_secret() -> None:

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import gc
 import itertools
+import logging
 import os
 import signal
 import socket
@@ -49,7 +50,7 @@ from titan.shm.ring import Ring
 TICK_S: Final = 0.05  # heartbeat, deadlines, held-request retry when idle
 HELD_RETRY_S: Final = 0.0005  # retry pushing held requests while the command ring is full
 READY_CACHE_NS: Final = 5_000_000
-REPLY_BATCH: Final = 256
+TRACE_ROOM: Final = 32  # req id and stamps grow the encoded command a little after the size check
 
 # Status-board counter slots of the ingress row (titan top reads them).
 COUNTER_NAMES: Final = (
@@ -145,7 +146,14 @@ class Connection(asyncio.Protocol):
         server = self.server
         out = result.replies
         for accepted in result.accepted:
-            reply = server.handle(self, accepted, t_read)
+            try:
+                reply = server.handle(self, accepted, t_read)
+            except Exception as exc:  # one bad request must not cost the connection (§11: internal error)
+                server.log_exception(exc)
+                body = error_fields(codes.IPC_ERROR, f"{codes.MSG_INTERNAL}: {type(exc).__name__}")
+                reply = self.session.reply(
+                    body, correlation_id=accepted.correlation_id, envelope_ts=accepted.envelope_ts
+                )
             if reply is not None:
                 out.append(reply)
         if out:
@@ -255,6 +263,9 @@ class IngressServer:
         # Its requests already sent still get core's answer (dropped on arrival); held ones still go to core:
         # a CONFIRM the client sent must not silently vanish because the socket closed.
 
+    def log_exception(self, exc: Exception) -> None:
+        logging.getLogger("titan.ingress").error("internal error handling a request", exc_info=exc)
+
     def core_ready(self) -> bool:
         now = time.monotonic_ns()
         ready, at = self._ready_cache
@@ -286,7 +297,23 @@ class IngressServer:
         if isinstance(signal, PingSignal):
             return self._reply_bytes(conn, {"pong": True}, accepted, None)
         assert signal_id is not None
+        command: Prepare | Confirm | Abort
+        if isinstance(signal, PrepareSignal):
+            command = Prepare(conn.conn_id, 0, to_intent(signal), t_read, 0)
+        elif isinstance(signal, ConfirmSignal):
+            command = Confirm(conn.conn_id, 0, signal.signal_id, t_read, 0)
+        else:
+            assert isinstance(signal, AbortSignal)
+            command = Abort(conn.conn_id, 0, signal.signal_id, t_read, 0)
+        if (
+            isinstance(command, Prepare)
+            and len(self._encode(command)) + TRACE_ROOM > self.commands.max_payload
+        ):
+            # Valid JSON but too big for one ring slot (e.g. hundreds of take-profits): refuse, never crash.
+            body = error_fields(codes.INVALID_SIGNAL, "signal too large for the engine's command slot")
+            return self._reply_bytes(conn, body, accepted, signal_id)
         req = next(self._req_ids)
+        command.req = req
         pending = Pending(
             conn,
             accepted.correlation_id,
@@ -298,14 +325,6 @@ class IngressServer:
         )
         self.pending[req] = pending
         self._deadlines.append((pending.deadline_ns, req))
-        command: Prepare | Confirm | Abort
-        if isinstance(signal, PrepareSignal):
-            command = Prepare(conn.conn_id, req, to_intent(signal), t_read, 0)
-        elif isinstance(signal, ConfirmSignal):
-            command = Confirm(conn.conn_id, req, signal.signal_id, t_read, 0)
-        else:
-            assert isinstance(signal, AbortSignal)
-            command = Abort(conn.conn_id, req, signal.signal_id, t_read, 0)
         if self.held or not self._try_send(pending, command):
             self._hold(req, pending, command, conn)
         return None
