@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from titan.client import FastPathClient
+from titan.client import FastPathClient, FastPathError, FastPathTimeout
 from titan.ingress import codes
 from titan.ingress.envelope import BINARY_MODE_MARKER, binary_request, ndjson_request
 from titan.ingress.signing import secret_key
@@ -528,3 +528,36 @@ def test_client_reconnects_after_ingress_restart(tmp_path: Path) -> None:
         if os.path.exists(path):
             os.unlink(path)
         sock_dir.rmdir()
+
+
+def test_client_errors_not_connected_and_timeout(ing: IngressRun) -> None:
+    async def main() -> None:
+        client = FastPathClient(ing.socket_path, SECRET, timeout=0.2)
+        with pytest.raises(FastPathError, match="NOT_CONNECTED"):
+            await client.ping()
+        await client.connect()
+        ing.core.answering = False
+        with pytest.raises(FastPathTimeout, match="IPC_TIMEOUT"):
+            await client.prepare("to-1", "BTCUSDT", "LONG", 50000, 50100)
+        ing.core.answering = True
+        reply = await client.prepare("to-2", "BTCUSDT", "LONG", 50000, 50100)
+        assert reply.prepared is True and reply.ok
+        bad = await client.send_raw({"signal_type": "NOPE", "timestamp": now_ms()})
+        assert not bad.ok and bad.error == codes.UNKNOWN_SIGNAL_TYPE  # error replies are returned, typed
+        await client.close()
+
+    asyncio.run(main())
+
+
+def test_client_binary_pipelining_and_trace(ing: IngressRun) -> None:
+    async def main() -> None:
+        async with FastPathClient(ing.socket_path, SECRET, framing="binary", timeout=10) as client:
+            sids = [f"bp-{i}" for i in range(100)]
+            preps = await asyncio.gather(*(client.prepare(s, "ETHUSDT", "SHORT", 3000, 3001) for s in sids))
+            assert [p.signal_id for p in preps] == sids and all(p.prepared for p in preps)
+            traced = await client.confirm(sids[0], trace=True)
+            assert traced.executed is True and traced.stages is not None
+            st = traced.stages
+            assert 0 < st["t_read"] <= st["t_ring"] <= st["t_core_in"] <= st["t_core_out"] <= st["t_write"]
+
+    asyncio.run(main())

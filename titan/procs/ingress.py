@@ -518,8 +518,9 @@ async def serve(ctx: ChildContext) -> None:
                 record_replies(latency, server.stage_samples)
                 server.stage_samples.clear()
                 latency.flush()
+            counters = server.counters()
             for i, name in enumerate(COUNTER_NAMES):
-                value = server.counters().get(name, 0)
+                value = counters.get(name, 0)
                 if value != published[name]:
                     ctx.board.incr(INGRESS, i, value - published[name])
                     published[name] = value
