@@ -27,11 +27,35 @@ from bench.stats import LatencySummary, encode_histogram, new_histogram, record,
 from titan.client import FastPathClient, FastPathError, Reply
 
 Framing = Literal["ndjson", "binary"]
-SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+# One symbol: with positions open on all three simulated symbols, core's periodic truth event outgrew
+# the event ring's slot and core crash-looped (MessageTooLarge, seen 2026-11-29); see the report.
+SYMBOLS = ("BTCUSDT",)
 # Long and short alternate, so the paper position stays flat and never meets the notional limit.
 DIRECTIONS: tuple[Literal["LONG", "SHORT"], ...] = ("LONG", "SHORT")
 POSITION_USD = 100
-ENTRY_ZONE = (1, 10_000_000)  # wide: the bench measures the path, not the entry-zone check
+# The simulated market's starting prices (config.marketdata.sim_prices); then the latest fill price.
+START_PRICES = {"BTCUSDT": 50000.0, "ETHUSDT": 3000.0, "SOLUSDT": 150.0}
+ZONE_HALF_WIDTH = 0.0005  # ±5 bps around the reference: the slippage breaker measures from the zone
+
+
+class PriceRef:
+    """Entry zones that follow the random-walk market, so the risk checks pass as for a real strategy.
+
+    Core measures slippage from the entry zone and turns DEFENSIVE past 2 × max slippage; a fixed zone
+    would trip it once the simulated price has wandered. Each CONFIRM's fill price updates the reference.
+    """
+
+    def __init__(self) -> None:
+        self.price = dict(START_PRICES)
+
+    def zone(self, symbol: str) -> tuple[float, float]:
+        p = self.price[symbol]
+        return round(p * (1 - ZONE_HALF_WIDTH), 6), round(p * (1 + ZONE_HALF_WIDTH), 6)
+
+    def update(self, symbol: str, reply: Reply) -> None:
+        if reply.executed and reply.fill_price:
+            self.price[symbol] = float(reply.fill_price)
+
 
 # Stamps of one request in path order; consecutive pairs present in a reply make its stages.
 STAMP_ORDER = (
@@ -88,15 +112,15 @@ def _failure_reason(reply: Reply) -> str:
     return str(reply.reason or reply.error or reply.status or "unexpected reply")
 
 
-async def _prepare(client: FastPathClient, sid: str, i: int, trace: bool = False) -> Reply:
+def symbol_of(i: int) -> str:
+    return SYMBOLS[i % len(SYMBOLS)]
+
+
+async def _prepare(client: FastPathClient, prices: PriceRef, sid: str, i: int, trace: bool = False) -> Reply:
+    symbol = symbol_of(i)
+    low, high = prices.zone(symbol)
     return await client.prepare(
-        sid,
-        SYMBOLS[i % len(SYMBOLS)],
-        DIRECTIONS[(i // len(SYMBOLS)) % 2],
-        ENTRY_ZONE[0],
-        ENTRY_ZONE[1],
-        position_size=POSITION_USD,
-        trace=trace,
+        sid, symbol, DIRECTIONS[(i // len(SYMBOLS)) % 2], low, high, position_size=POSITION_USD, trace=trace
     )
 
 
@@ -118,6 +142,7 @@ async def closed_loop(
         for name, ns in stage_deltas(stamps):
             record(into.setdefault(name, new_histogram()), ns)
 
+    prices = PriceRef()
     cpu0, wall0 = time.process_time(), time.perf_counter()
     client = FastPathClient(socket_path, secret, framing=framing, timeout=timeout)
     await client.connect()
@@ -126,10 +151,11 @@ async def closed_loop(
             measured = i >= warmup
             sid = f"cl-{tag}-{i}"
             t0 = time.monotonic_ns()
-            rp = await _prepare(client, sid, i, trace=True)
+            rp = await _prepare(client, prices, sid, i, trace=True)
             t1 = time.monotonic_ns()
             rc = await client.confirm(sid, trace=True)
             t2 = time.monotonic_ns()
+            prices.update(symbol_of(i), rc)
             if not rp.prepared:
                 fail(f"PREPARE: {_failure_reason(rp)}")
             elif not rc.executed:
@@ -141,7 +167,7 @@ async def closed_loop(
                 add_stages(conf_stages, rc, t1, t2)
             if i % 2 == 0:  # ABORT path: a fresh prepared intent, then abort it
                 sid = f"ab-{tag}-{i}"
-                rp = await _prepare(client, sid, i + 1)
+                rp = await _prepare(client, prices, sid, i + 1)
                 t3 = time.monotonic_ns()
                 ra = await client.abort(sid)
                 t4 = time.monotonic_ns()
@@ -191,6 +217,7 @@ class OpenLoopWorkerResult(msgspec.Struct):
     send_lag_max_us: float  # worst lateness of an actual send behind its intended time
     hist_intended: str  # encoded histograms (ns): from intended send time / from actual send
     hist_service: str
+    confirm_stage_hists: dict[str, str]  # CONFIRM stage breakdown (traced), encoded
     failures: dict[str, int]
     cpu_s: float
     wall_s: float
@@ -205,7 +232,9 @@ async def _open_loop(cfg: OpenLoopConfig) -> OpenLoopWorkerResult:
     for c in clients:
         await c.connect()
     intended_h, service_h = new_histogram(), new_histogram()
+    stage_h: dict[str, Any] = {}
     failures: dict[str, int] = {}
+    prices = PriceRef()
     interval_ns = int(1e9 / cfg.rate)
     planned = int(cfg.duration_s * cfg.rate)
     warmup_ns = cfg.start_at_ns + int(cfg.warmup_s * 1e9)
@@ -219,10 +248,18 @@ async def _open_loop(cfg: OpenLoopConfig) -> OpenLoopWorkerResult:
         sent = time.monotonic_ns()
         ok = False
         try:
-            rp = await _prepare(client, sid, i)
+            rp = await _prepare(client, prices, sid, i)
             if rp.prepared:
-                rc = await client.confirm(sid)
+                t_conf = time.monotonic_ns()
+                rc = await client.confirm(sid, trace=True)
+                t_recv = time.monotonic_ns()
+                prices.update(symbol_of(i), rc)
                 ok = bool(rc.executed)
+                if ok and intended >= warmup_ns:
+                    stamps = dict(rc.stages or {})
+                    stamps["t_send"], stamps["t_recv"] = t_conf, t_recv
+                    for name, ns in stage_deltas(stamps):
+                        record(stage_h.setdefault(name, new_histogram()), ns)
                 reason = "" if ok else f"CONFIRM: {_failure_reason(rc)}"
             else:
                 reason = f"PREPARE: {_failure_reason(rp)}"
@@ -287,6 +324,7 @@ async def _open_loop(cfg: OpenLoopConfig) -> OpenLoopWorkerResult:
         send_lag_max_us=lag_max / 1000,
         hist_intended=encode_histogram(intended_h),
         hist_service=encode_histogram(service_h),
+        confirm_stage_hists={k: encode_histogram(v) for k, v in stage_h.items()},
         failures=failures,
         cpu_s=time.process_time() - cpu0,
         wall_s=wall_s,
@@ -335,6 +373,7 @@ class OpenLoopStep(msgspec.Struct):
     send_lag_max_us: float
     latency: LatencySummary  # from intended send time (the figure that counts)
     service: LatencySummary  # from actual send time (what a coordinated-omission bench would show)
+    confirm_stages: dict[str, LatencySummary]  # where the CONFIRM half of the time went
     failures: dict[str, int]
     client_cpu_s: float  # all load-generator processes
     client_cpu_pct_of_core: float  # client_cpu_s / step wall time
@@ -349,9 +388,12 @@ def merge_step(
 
     intended_h, service_h = new_histogram(), new_histogram()
     failures: dict[str, int] = {}
+    stage_h: dict[str, Any] = {}
     for r in results:
         merge_encoded(intended_h, r.hist_intended)
         merge_encoded(service_h, r.hist_service)
+        for name, enc in r.confirm_stage_hists.items():
+            merge_encoded(stage_h.setdefault(name, new_histogram()), enc)
         for k, v in r.failures.items():
             failures[k] = failures.get(k, 0) + v
     wall = max((r.wall_s for r in results), default=0.0) or 1e-9
@@ -372,9 +414,23 @@ def merge_step(
         send_lag_max_us=max((r.send_lag_max_us for r in results), default=0.0),
         latency=summarize(intended_h),
         service=summarize(service_h),
+        confirm_stages={k: summarize(stage_h[k]) for k in _path_order(stage_h)},
         failures=failures,
         client_cpu_s=round(cpu, 3),
         client_cpu_pct_of_core=round(100 * cpu / wall, 1),
         wall_s=round(wall, 3),
         hist_intended=encode_histogram(intended_h),
     )
+
+
+def _path_order(stages: dict[str, Any]) -> list[str]:
+    """Stage names in path order (workers may have seen them in different orders)."""
+    order = [stage_name(a, b) for a in STAMP_ORDER for b in STAMP_ORDER]
+    return sorted(stages, key=lambda k: order.index(k) if k in order else len(order))
+
+
+def warm_up_worker() -> int:
+    """Submitted once per pool slot before the first step, so process start-up never eats into a
+    schedule; the pause makes the pool hand each call to a different process."""
+    time.sleep(0.2)
+    return os.getpid()
