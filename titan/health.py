@@ -26,7 +26,7 @@ truthy as a HARD halt (deny every new intent with ``SYSTEM_HALTED``) until the e
 
 from __future__ import annotations
 
-import bisect
+from bisect import bisect_left as _bisect_left
 from collections.abc import Sequence
 from typing import Final
 
@@ -204,7 +204,7 @@ class LatencyRecorder:
         if value_us < 0:
             value_us = 0
         c = self._counts[slot]
-        c[bisect.bisect_left(self._bounds, value_us)] += 1
+        c[_bisect_left(self._bounds, value_us)] += 1
         c[-2] += value_us
         c[-1] += 1
 
@@ -316,16 +316,27 @@ def stage_latencies_us(st: Stages, t_write_ns: int) -> tuple[int, int, int, int,
     return (total, ingress, core, gateway, ring)
 
 
+MAX_REPLIES_PER_FLUSH: Final = 1024  # past this many replies per tick (50 ms), the histograms sample evenly
+
+
 def record_replies(recorder: LatencyRecorder, batches: list[tuple[int, list[Stages]]]) -> int:
     """Ingress: record the stage latencies of replies written at ``t_write_ns``; returns samples taken.
 
     Ingress appends ``(t_write_ns, [stages, ...])`` per written batch (one list append on the reply
-    path) and calls this on its tick, so the histogram arithmetic stays off the reply path.
+    path) and calls this on its tick, so the histogram arithmetic stays off the reply path. Above
+    :data:`MAX_REPLIES_PER_FLUSH` replies in one tick every k-th reply is recorded (a uniform sample),
+    bounding the cost per tick (measured ~6 µs per reply on this loaded 2-core machine).
     """
+    total_replies = sum(len(stages) for _, stages in batches)
+    stride = max(1, -(-total_replies // MAX_REPLIES_PER_FLUSH))
     n = 0
     observe = recorder.observe
+    k = 0
     for t_write, stages in batches:
         for st in stages:
+            k += 1
+            if k % stride:
+                continue
             for slot, value in enumerate(stage_latencies_us(st, t_write)):
                 if value >= 0:
                     observe(slot, value)

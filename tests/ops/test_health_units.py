@@ -242,3 +242,13 @@ def test_sim_overrides_point_children_at_the_simulator() -> None:
     bybit = next(a for a in cfg.sim.accounts if a.venue == "bybit")
     assert env["TITAN__VENUES__BYBIT__API_KEY"] == bybit.api_key
     assert "TITAN__VENUES__BINANCE__API_KEY" not in env  # the venue section has its own keys
+
+
+def test_record_replies_samples_evenly_past_the_cap(board: StatusBoard) -> None:
+    from titan.health import MAX_REPLIES_PER_FLUSH
+
+    rec = LatencyRecorder(CounterWriter(board, "ingress"), INGRESS_HISTOGRAMS)
+    stamps = [Stages(1, 2, 3, 0, 0, 0, 0, 4)] * (3 * MAX_REPLIES_PER_FLUSH)
+    taken = record_replies(rec, [(10, stamps)])
+    assert taken == MAX_REPLIES_PER_FLUSH
+    assert record_replies(rec, [(10, stamps[:5])]) == 5
