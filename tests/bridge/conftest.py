@@ -246,9 +246,10 @@ async def running_bridge(rig: Rig, settings: BridgeSettings) -> AsyncIterator[Br
         yield bridge
     finally:
         bridge.stop.set()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, 15)
-        ctx.close()
+        try:
+            await asyncio.wait_for(task, 10)  # a bridge that cannot stop promptly fails the test
+        finally:
+            ctx.close()
 
 
 class BridgeProcess:

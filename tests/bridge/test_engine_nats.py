@@ -142,7 +142,7 @@ async def test_unsigned_operator_command_is_refused_by_the_engine(
         await until(lambda: bridge_counters(engine)[bridge_mod.NATS_CONNECTED] == 1, 30, "bridge connected")
         await js.publish(subjects.CMD_OPERATOR_DISARM, encode({"reason": "no signature", "operator_id": "x"}))
         await js.publish(subjects.CMD_SYS_HALT, encode({"state": "HARD_HALT"}))
-        await until(lambda: bridge_counters(engine)[bridge_mod.OPERATOR_REJECTED] == 2, 15, "both refused")
+        await until(lambda: bridge_counters(engine)[bridge_mod.OPERATOR_REJECTED] == 2, 30, "both refused")
         await until(
             lambda: bridge_counters(engine)[bridge_mod.EVENTS_PUBLISHED] >= 2, 15, "rejects published"
         )

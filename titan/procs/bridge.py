@@ -501,7 +501,7 @@ class Bridge:
         self.connected.set()
 
     async def _on_disconnected(self) -> None:
-        if self.connected.is_set():
+        if self.connected.is_set() and not self.stop.is_set():
             self.log.warning("NATS disconnected: spooling events")
         self.connected.clear()
         self.counters.set(NATS_CONNECTED, 0)
@@ -778,8 +778,11 @@ class Bridge:
             await asyncio.gather(beat, return_exceptions=True)
             self.spool.close()
             if self.nc is not None:
+                # Not drain(): it waits up to 30 s on the pull subscriptions. ACKs are flushed first.
                 with contextlib.suppress(Exception):
-                    await self.nc.drain()
+                    await self.nc.flush(timeout=1)
+                with contextlib.suppress(Exception):
+                    await self.nc.close()
 
     async def _beat(self) -> None:
         while True:
