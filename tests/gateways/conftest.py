@@ -325,6 +325,9 @@ def make_rig(tmp_path: Path) -> Any:
         return rig
 
     yield factory
+    for rig in rigs:  # stop them side by side, then release the shared memory
+        if rig.proc is not None and rig.proc.poll() is None:
+            rig.proc.send_signal(signal.SIGTERM)
     for rig in rigs:
         rig.close()
         assert not rig.bucket_segment_exists(), "gateway left its bucket segment behind"

@@ -33,7 +33,9 @@ async def test_R2_retried_leg_and_unknown_5xx_never_place_twice(venue: str, sim:
 
 
 @pytest.mark.parametrize("venue", ["bybit", "binance"])
-async def test_R2_duplicate_client_id_after_restart_is_may_exist(venue: str, sim: SimServer, make_rig) -> None:
+async def test_R2_duplicate_client_id_after_restart_is_may_exist(
+    venue: str, sim: SimServer, make_rig
+) -> None:
     rig: Rig = make_rig(venue, sim)
     await rig.ready()
     req = rig.order(qty="0.01", order_type="LIMIT", price="60000", tif="GTC")
@@ -104,7 +106,9 @@ async def test_R9_not_found_is_terminal_only_after_three_probes_over_five_second
 
 
 @pytest.mark.parametrize("venue", VENUES)
-async def test_R10_rate_limit_starts_cooldown_and_denies_at_once(venue: str, sim: SimServer, make_rig) -> None:
+async def test_R10_rate_limit_starts_cooldown_and_denies_at_once(
+    venue: str, sim: SimServer, make_rig
+) -> None:
     rig = make_rig(venue, sim)
     await rig.ready()
     sim.set_faults(venue, rate_limit_storm=True, storm_retry_after_s=30)
@@ -122,9 +126,7 @@ async def test_R10_rate_limit_starts_cooldown_and_denies_at_once(venue: str, sim
 
 
 @pytest.mark.parametrize("venue", VENUES)
-async def test_R12_R19_clock_skew_uses_offset_and_clock_error_is_never_resent(
-    venue: str, make_rig
-) -> None:
+async def test_R12_R19_clock_skew_uses_offset_and_clock_error_is_never_resent(venue: str, make_rig) -> None:
     async with SimServer(__import__("tests.gateways.conftest", fromlist=["sim_config"]).sim_config()) as sim:
         from tests.gateways.conftest import quote
 

@@ -270,7 +270,7 @@ class VenueDriver:
             try:
                 url = await self.stream_url()
                 async with connect(
-                    url, open_timeout=5, ping_interval=None, close_timeout=1, max_size=2**22
+                    url, open_timeout=5, ping_interval=None, close_timeout=0.2, max_size=2**22
                 ) as ws:
                     await self.stream_login(ws)
                     attempt = 0

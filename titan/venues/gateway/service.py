@@ -114,6 +114,8 @@ class GatewayService:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._resolver_wake = asyncio.Event()
         self._probing: set[str] = set()
+        self._fills_wanted: dict[str, int] = {}  # venue symbol -> fetch executions since (ms)
+        self._fetching: set[str] = set()
         self.denied = 0
 
     # ------------------------------------------------------------------ plumbing
@@ -307,11 +309,11 @@ class GatewayService:
         self.emit_all(self.tracker.on_state(state, local_ms()))
         order = self.tracker.get(coid) if coid else None
         if order is not None and order.short_since_ms and state.state in TERMINAL_ORDER_STATES:
-            await self._catch_up_fills(order)
+            self.want_fills(order)
 
-    def apply_fills(self, fills: Sequence[VenueFill]) -> None:
+    def apply_fills(self, fills: Sequence[VenueFill], emit_unattributed: bool = True) -> None:
         for fill in fills:
-            self.emit_all(self.tracker.on_fill(fill))
+            self.emit_all(self.tracker.on_fill(fill, emit_unattributed))
 
     async def on_stream_events(self, events: Sequence[StreamEvent]) -> None:
         for event in events:
@@ -327,16 +329,31 @@ class GatewayService:
         self.private_stream = status
         self.emit_status()  # RECONNECTED: core reconciles (fills missed meanwhile, R6)
 
-    async def _catch_up_fills(self, order: TrackedOrder) -> None:
+    def want_fills(self, order: TrackedOrder) -> None:
+        """Fetch the executions of ``order``'s symbol: one fetch per symbol in flight, requests coalesced."""
         since = (order.sent_ms - 60_000) if order.sent_ms else local_ms() - FILL_LOOKBACK_MS
+        symbol = order.venue_symbol
+        self._fills_wanted[symbol] = min(since, self._fills_wanted.get(symbol, since))
+        if symbol not in self._fetching:
+            self._fetching.add(symbol)
+            self.spawn(self._fetch_fills(symbol))
+
+    async def _fetch_fills(self, symbol: str) -> None:
         try:
-            fills = await self.driver.fetch_fills(order.venue_symbol, since)
-        except (SendFailed, VenueCallError) as exc:
-            if isinstance(exc, VenueCallError):
-                self._on_outcome(exc.outcome)
-            self.log.warning("%s: fetching fills of %s failed: %s", self.venue, order.coid, exc)
-            return
-        self.apply_fills(fills)
+            while (since := self._fills_wanted.pop(symbol, None)) is not None:
+                if not self.cooldown.may_submit(local_ms()) or self._acquire(RequestKind.QUERY) is not None:
+                    return  # the upkeep loop asks again after the grace period
+                try:
+                    fills = await self.driver.fetch_fills(symbol, since)
+                except (SendFailed, VenueCallError) as exc:
+                    if isinstance(exc, VenueCallError):
+                        self._on_outcome(exc.outcome)
+                    self.log.warning("%s: fetching fills of %s failed: %s", self.venue, symbol, exc)
+                    return
+                # Only fills of orders we can name: the rest are another order's or foreign.
+                self.apply_fills(fills, emit_unattributed=False)
+        finally:
+            self._fetching.discard(symbol)
 
     # ------------------------------------------------------------------ loops
     async def _resolver_loop(self) -> None:
@@ -366,8 +383,8 @@ class GatewayService:
         order = self.tracker.get(coid)
         if order is None or coid not in self.resolver:
             return
-        if self._acquire(RequestKind.QUERY) is not None:
-            self.resolver.on_probe_failed(coid, local_ms())
+        if not self.cooldown.may_submit(local_ms()) or self._acquire(RequestKind.QUERY) is not None:
+            self.resolver.on_probe_failed(coid, local_ms())  # never probe into a limit
             return
         result = await self.driver.query(order.venue_symbol, coid)
         self._on_outcome(result.outcome)
@@ -390,7 +407,7 @@ class GatewayService:
             await asyncio.sleep(IDLE_TICK_S)
             for order in self.tracker.short_of_fills(local_ms(), FILL_GRACE_MS):
                 order.short_since_ms = local_ms()  # at most one fetch per grace period
-                await self._catch_up_fills(order)
+                self.want_fills(order)
             if interval is not None and time.monotonic() >= next_periodic:
                 next_periodic = time.monotonic() + interval
                 working = {o.venue_symbol for o in self.tracker.orders.values() if not o.terminal}

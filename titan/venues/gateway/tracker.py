@@ -172,7 +172,15 @@ class OrderTracker:
             t_exchange_ms=state.update_time_ms,
         )
 
-    def on_fill(self, fill: VenueFill) -> list[VenueReport]:
+    def on_fill(self, fill: VenueFill, emit_unattributed: bool = True) -> list[VenueReport]:
+        """A venue execution; ``emit_unattributed=False`` skips fills of orders this tracker cannot name.
+
+        A fill whose order is unknown (Binance ``userTrades`` carry no client id) is not remembered as
+        seen, so the same trade still reaches core with its client id once the order is known.
+        """
+        coid = fill.client_order_id or self.coid_for(fill.venue_order_id)
+        if not coid and not emit_unattributed:
+            return []
         key = (fill.venue_symbol, fill.trade_id)
         seen = self._seen.get(key)
         if seen is not None:
@@ -180,12 +188,7 @@ class OrderTracker:
             if seen != fill.qty:
                 self.conflicting_fills += 1  # same trade id, different size: keep the first (R5)
             return []
-        self._seen[key] = fill.qty
-        if len(self._seen) > self._dedupe_capacity:
-            self._seen.popitem(last=False)
-        coid = fill.client_order_id or self.coid_for(fill.venue_order_id)
-        order = self._adopt(coid, fill.venue_symbol) if coid else None
-        if order is None:
+        if not coid:
             return [
                 VenueReport(
                     coid="",
@@ -202,6 +205,10 @@ class OrderTracker:
                     t_gw_out=time.monotonic_ns(),
                 )
             ]
+        self._seen[key] = fill.qty
+        if len(self._seen) > self._dedupe_capacity:
+            self._seen.popitem(last=False)
+        order = self._adopt(coid, fill.venue_symbol)
         self._set_venue_id(order, fill.venue_order_id)
         order.cum_qty += fill.qty
         order.acked = True
