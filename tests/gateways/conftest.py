@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -344,3 +344,19 @@ async def settle(seconds: float) -> None:
 
 
 VENUES = ("bybit", "binance", "mexc")
+
+
+async def on_each_venue(
+    make_rig: Callable[..., Rig],
+    sim: SimServer,
+    case: Callable[[Rig], Awaitable[None]],
+    venues: Sequence[str] = VENUES,
+    **rig_options: object,
+) -> None:
+    rigs = [make_rig(v, sim, **rig_options) for v in venues]
+    await asyncio.gather(*(r.ready() for r in rigs))
+    await asyncio.gather(*(case(r) for r in rigs))
+
+
+def venue_count(sim: SimServer, venue: str, coid: str) -> int:
+    return len([o for o in sim_orders(sim, venue) if o.client_id == coid])

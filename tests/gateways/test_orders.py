@@ -6,32 +6,15 @@ suite short; an assertion message names the venue that failed.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
 
-from tests.gateways.conftest import VENUES, Rig, sim_orders
+from tests.gateways.conftest import Rig, on_each_venue, sim_orders, venue_count
 from titan.venues.sim import SimServer
 
 pytestmark = pytest.mark.anyio
-
-
-async def on_each_venue(
-    make_rig: Callable[..., Rig],
-    sim: SimServer,
-    case: Callable[[Rig], Awaitable[None]],
-    venues: Sequence[str] = VENUES,
-    **rig_options: object,
-) -> None:
-    rigs = [make_rig(v, sim, **rig_options) for v in venues]
-    await asyncio.gather(*(r.ready() for r in rigs))
-    await asyncio.gather(*(case(r) for r in rigs))
-
-
-def venue_count(sim: SimServer, venue: str, coid: str) -> int:
-    return len([o for o in sim_orders(sim, venue) if o.client_id == coid])
 
 
 @pytest.mark.parametrize("private_stream", [True, False], ids=["stream", "rest-only"])
