@@ -15,7 +15,7 @@ unlink it quietly at shutdown (the gateway's unlink on SIGTERM makes that a no-o
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from titan.risk.buckets import BucketSpec, BucketState, RequestKind, VenueLimiter, full_bucket, resync
 from titan.shm.segment import Segment, unlink_quietly
@@ -59,9 +59,10 @@ class SharedLimiter:
         venue: str,
         now_ns: int,
         specs: Sequence[BucketSpec] | None = None,
+        costs: Mapping[RequestKind, Sequence[tuple[str, int]]] | None = None,
     ) -> SharedLimiter:
-        """Attach to the venue's bucket segment, creating it if missing."""
-        limiter = VenueLimiter(venue, now_ns, specs)
+        """Attach to the venue's bucket segment, creating it if missing (defaults: risk-and-state.md §9)."""
+        limiter = VenueLimiter(venue, now_ns, specs, costs)
         try:
             return cls(limiter, Segment.attach(name), created=False)
         except FileNotFoundError:
@@ -91,6 +92,11 @@ class SharedLimiter:
             return
         self._load()
         resync(spec, self.limiter.states[bucket], remaining, now_ns)
+        self._store()
+
+    def set_state(self, bucket: str, level_nt: int, last_ns: int) -> None:
+        """Overwrite one bucket (operator tools and tests)."""
+        self.limiter.states[bucket] = BucketState(level_nt=level_nt, last_ns=last_ns)
         self._store()
 
     def level(self, bucket: str) -> int:
