@@ -239,6 +239,8 @@ async def _open_loop(cfg: OpenLoopConfig) -> OpenLoopWorkerResult:
     planned = int(cfg.duration_s * cfg.rate)
     warmup_ns = cfg.start_at_ns + int(cfg.warmup_s * 1e9)
     counts = {"sent": 0, "completed": 0, "failed": 0, "in_flight": 0}
+    # Once saturated, warm-up exclusion ends: an overloaded step's every latency counts (lower bounds).
+    state = {"saturated": False}
     tasks: set[asyncio.Task[None]] = set()
     lag_max = 0
 
@@ -272,7 +274,7 @@ async def _open_loop(cfg: OpenLoopConfig) -> OpenLoopWorkerResult:
         else:
             counts["failed"] += 1
             failures[reason] = failures.get(reason, 0) + 1
-        if intended >= warmup_ns:  # failures too: their latency is a lower bound
+        if intended >= warmup_ns or state["saturated"]:  # failures too: their latency is a lower bound
             record(intended_h, done - intended)
             record(service_h, done - sent)
 
@@ -288,7 +290,7 @@ async def _open_loop(cfg: OpenLoopConfig) -> OpenLoopWorkerResult:
         now = time.monotonic_ns()
         while i < planned and cfg.start_at_ns + i * interval_ns <= now:
             if counts["in_flight"] >= cfg.max_in_flight:
-                saturated = True
+                saturated = state["saturated"] = True
                 break
             intended = cfg.start_at_ns + i * interval_ns
             lag_max = max(lag_max, now - intended)
@@ -301,8 +303,7 @@ async def _open_loop(cfg: OpenLoopConfig) -> OpenLoopWorkerResult:
         if saturated:
             # Everything due by now and never sent waited at least this long: record that, then stop.
             while i < planned and (intended := cfg.start_at_ns + i * interval_ns) <= now:
-                if intended >= warmup_ns:
-                    record(intended_h, now - intended)
+                record(intended_h, now - intended)
                 unsent_due += 1
                 i += 1
             break

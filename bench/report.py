@@ -73,15 +73,15 @@ def render_table(res: dict[str, Any]) -> str:
         " — sat = generator hit its in-flight cap"
     )
     out.append(
-        f"{'framing':<8}{'offered/s':>10}{'done/s':>9}{'p50':>9}{'p90':>9}{'p99':>9}{'p99.9':>9}{'max':>9}"
-        f"{'svc p99':>9}{'fail':>6}{'sat':>5}{'client%':>8}{'engine%':>8}{'box%':>6}"
+        f"{'framing':<8}{'offered/s':>10}{'done/s':>8}{'p50':>11}{'p90':>11}{'p99':>11}{'p99.9':>11}{'max':>11}"
+        f"{'svc p99':>11}{'fail':>6}{'sat':>5}{'client%':>8}{'engine%':>8}{'box%':>6}"
     )
     for st in res["open_loop"]:
         lat = st["latency"]
         out.append(
-            f"{st['framing']:<8}{st['offered_rate']:>10,.0f}{st['achieved_rate']:>9,.0f}"
-            + "".join(f"{_us(float(lat[c])):>9}" for c in ("p50", "p90", "p99", "p99_9", "max"))
-            + f"{_us(float(st['service']['p99'])):>9}{st['failed']:>6}{'yes' if st['saturated'] else '':>5}"
+            f"{st['framing']:<8}{st['offered_rate']:>10,.0f}{st['achieved_rate']:>8,.0f}"
+            + "".join(f"{_us(float(lat[c])):>11}" for c in ("p50", "p90", "p99", "p99_9", "max"))
+            + f"{_us(float(st['service']['p99'])):>11}{st['failed']:>6}{'yes' if st['saturated'] else '':>5}"
             f"{st['client_cpu_pct_of_core']:>8.0f}{st.get('engine_cpu_pct_of_core', 0.0):>8.0f}"
             f"{st.get('box_busy_pct', 0.0):>6.0f}"
         )

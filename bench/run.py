@@ -207,7 +207,7 @@ def run_extra(name: str, quick: bool, engine: Engine | None) -> dict[str, Any]:
     offered: dict[str, Any] = {
         "quick": quick,
         "secret": SECRET,
-        "n": 30 if quick else 300,
+        "n": 30 if quick else 100,
         "warmup": 5 if quick else 20,
     }
     if engine is not None:
