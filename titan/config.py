@@ -184,6 +184,44 @@ class SupervisorSection(_Section):
     sim_ready_timeout_s: float = 15.0  # wait for the venue simulator's ports file
 
 
+class RiskSection(_Section):
+    """Pre-trade risk (risk-and-state.md §2, §5, §7)."""
+
+    policy_path: str = ""  # empty: env RISK_POLICY_PATH, else config/risk_policy.json
+    staleness_default_ms: int = 200
+    # Per venue; overrides venues.<v>.staleness_ms.
+    staleness_ms: dict[str, int] = msgspec.field(default_factory=dict)
+    emergency_allow_reduce_only: bool = True
+    brain_heartbeat_required: bool = False
+    brain_heartbeat_timeout_ms: int = 5000
+
+
+class SourceRoutingSection(_Section):
+    fanout: bool | None = None
+    weights: dict[str, float] | None = None
+
+
+class RoutingSection(_Section):
+    """Weighted router (risk-and-state.md §11)."""
+
+    fanout: bool = False
+    weights: dict[str, float] = msgspec.field(default_factory=dict)
+    per_source: dict[str, SourceRoutingSection] = msgspec.field(default_factory=dict)
+
+
+class ReconcileSection(_Section):
+    start_timeout_s: int = 60
+    interval_s: int = 60
+
+
+class JournalSection(_Section):
+    fsync_ms: int = 5  # group fsync period of core's journal
+
+
+class DriftSection(_Section):
+    action: Literal["alert", "defensive", "halt"] = "alert"
+
+
 class ShadowFillSection(_Section):
     enabled: bool = True
 
@@ -200,6 +238,11 @@ class Config(_Section):
     shm: ShmSection = msgspec.field(default_factory=ShmSection)
     supervisor: SupervisorSection = msgspec.field(default_factory=SupervisorSection)
     shadow_fills: ShadowFillSection = msgspec.field(default_factory=ShadowFillSection)
+    risk: RiskSection = msgspec.field(default_factory=RiskSection)
+    routing: RoutingSection = msgspec.field(default_factory=RoutingSection)
+    reconcile: ReconcileSection = msgspec.field(default_factory=ReconcileSection)
+    journal: JournalSection = msgspec.field(default_factory=JournalSection)
+    drift: DriftSection = msgspec.field(default_factory=DriftSection)
     # The venue simulator's own settings (titan.venues.sim.config.SimConfig); started by the
     # supervisor when engine.start_sim is true.
     sim: SimConfig = msgspec.field(default_factory=SimConfig)
@@ -207,11 +250,16 @@ class Config(_Section):
 
     # --- derived values -------------------------------------------------------------------
 
-    def run_dir(self) -> Path:
-        p = Path(self.engine.run_dir)
+    def resolve_path(self, value: str) -> Path:
+        """A path from the config: relative ones are relative to the project root (the config
+        file's parent directory's parent, i.e. where ``config/`` lives)."""
+        p = Path(value)
         if not p.is_absolute() and self.source_path:
             p = Path(self.source_path).resolve().parent.parent / p
         return p.resolve()
+
+    def run_dir(self) -> Path:
+        return self.resolve_path(self.engine.run_dir)
 
     def venues_enabled(self) -> list[str]:
         """Order gateways to run, in a fixed order."""

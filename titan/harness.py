@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 SECRET = "integration-test-secret"
+PAPER_POLICY = Path(__file__).resolve().parent.parent / "config" / "risk_policy.paper.json"
 
 
 def free_port() -> int:
@@ -112,6 +113,9 @@ sim_rate_hz = 50
 
 [execution]
 armed_at_start = true
+
+[risk]
+policy_path = "{PAPER_POLICY}"
 {extra}
 """
     )

@@ -91,3 +91,26 @@ def test_order_decision() -> None:
     assert wide.tag == "WIDE_SPREAD_MAKER"
     halted = decide_order(-1, D(500), D(100), True, soft_halted=True)
     assert halted.reduce_only and halted.tif == "POST_ONLY"
+
+
+@pytest.mark.parametrize(
+    ("velocity", "side", "expected"),
+    [
+        (D("0.0051"), 1, ("MARKET", "IOC", None)),
+        (D("0.003"), 1, ("LIMIT", "IOC", D(101))),  # a buy crosses at the top of the zone
+        (D("0.003"), -1, ("LIMIT", "IOC", D(100))),  # a sell at its bottom
+        (D("0.001"), 1, ("LIMIT", "POST_ONLY", D(100))),  # not above 0.001: the maker default
+        (None, 1, ("LIMIT", "POST_ONLY", D(100))),
+    ],
+)
+def test_velocity_picks_the_order_type(
+    velocity: D | None, side: int, expected: tuple[str, str, D | None]
+) -> None:
+    d = decide_order(side, D(500), D(100), False, velocity=velocity, zone=(D(100), D(101)))
+    assert (d.order_type, d.tif, d.price) == expected
+
+
+def test_velocity_never_beats_infeasible_impact_or_a_halt() -> None:
+    assert not decide_order(1, D(10_000_000), D(100), False, velocity=D(1), zone=(D(100),)).feasible
+    halted = decide_order(1, D(500), D(100), True, soft_halted=True, velocity=D(1), zone=(D(100),))
+    assert halted.tif == "POST_ONLY" and halted.reduce_only

@@ -108,10 +108,10 @@ def test_thousand_intents_survive_a_core_kill(engine: Engine) -> None:
     errors = {sid: v for sid, v in outcomes.items() if sid not in filled}
     for _sid, (kind, detail) in errors.items():
         assert detail, f"{kind} without a reason"
-    # While core was down, ingress answered ENGINE_NOT_READY at once (the clear error), and once the
-    # supervisor had restarted core every intent went through.
-    assert not_ready > 0
-    assert len(filled) >= N_INTENTS - 5, (kinds.count("executed"), errors)
+    # While core was down, ingress answered ENGINE_NOT_READY at once (the clear error; how many
+    # depends on how fast core restarts) or the request waited in the ring for the restarted core;
+    # either way, once the supervisor had restarted core every intent went through, exactly once.
+    assert len(filled) == N_INTENTS, (kinds.count("executed"), not_ready, errors)
 
     # One fill event per filled intent, none for anything else, none twice.
     fill_sids = [f["payload"]["signalId"] for f in fills]

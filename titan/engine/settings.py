@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import msgspec
 
@@ -18,7 +18,6 @@ CONFIG_DIR: Final = Path(__file__).resolve().parent.parent.parent / "config"
 DEFAULT_POLICY: Final = CONFIG_DIR / "risk_policy.json"
 # The paper/simulator demo runs long one-sided bursts (tests, `make bench`): its policy has the
 # default's shape with limits that do not stop a demo; live venues always use the reviewed default.
-PAPER_POLICY: Final = CONFIG_DIR / "risk_policy.paper.json"
 
 
 class EngineSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -55,24 +54,14 @@ class EngineSettings(msgspec.Struct, frozen=True, kw_only=True):
     journal_fsync_ms: int = 5
 
 
-def _section(cfg: Config, name: str) -> Any:
-    return getattr(cfg, name, None)
-
-
-def _opt(section: Any, key: str, default: Any) -> Any:
-    return default if section is None else getattr(section, key, default)
-
-
 def policy_path_for(cfg: Config) -> Path:
-    """``risk.policy_path``, else env ``RISK_POLICY_PATH``, else the default for the enabled venues."""
-    configured = _opt(_section(cfg, "risk"), "policy_path", "")
-    if configured:
-        return Path(configured)
+    """``risk.policy_path``, else env ``RISK_POLICY_PATH``, else ``config/risk_policy.json``."""
+    if cfg.risk.policy_path:
+        return cfg.resolve_path(cfg.risk.policy_path)
     env = os.environ.get("RISK_POLICY_PATH")
     if env:
         return Path(env)
-    live = [v for v in cfg.venues_enabled() if v != "paper"]
-    return DEFAULT_POLICY if live else PAPER_POLICY
+    return DEFAULT_POLICY
 
 
 def settings_from_config(cfg: Config) -> EngineSettings:
@@ -92,24 +81,28 @@ def settings_from_config(cfg: Config) -> EngineSettings:
             )
     path = policy_path_for(cfg)
     policy = load_policy(path)
-    risk = _section(cfg, "risk")
-    routing = _section(cfg, "routing")
+    risk = cfg.risk
+    routing = cfg.routing
     staleness = StalenessConfig(
-        default_ms=int(_opt(risk, "staleness_default_ms", 200)),
+        default_ms=risk.staleness_default_ms,
         per_venue_ms={
             "mexc": cfg.venues.mexc.staleness_ms,
             "bybit": cfg.venues.bybit.staleness_ms,
             "binance": cfg.venues.binance.staleness_ms,
-            **dict(_opt(risk, "staleness_ms", {})),
+            **risk.staleness_ms,
         },
         paper_price_source=paper.price_source,
     )
     fallback = {src: (*vs, "paper") for src, vs in DEFAULT_FALLBACK.items()}
     routing_cfg = RoutingConfig(
-        fanout=bool(_opt(routing, "fanout", False)),
-        weights={k: Decimal(str(v)) for k, v in dict(_opt(routing, "weights", {})).items()},
+        fanout=routing.fanout,
+        weights={k: Decimal(str(v)) for k, v in routing.weights.items()},
         per_source={
-            k: msgspec.convert(v, SourceRouting) for k, v in dict(_opt(routing, "per_source", {})).items()
+            k: SourceRouting(
+                fanout=v.fanout,
+                weights=None if v.weights is None else {n: Decimal(str(w)) for n, w in v.weights.items()},
+            )
+            for k, v in routing.per_source.items()
         },
         fallback=fallback,
         default_fallback=("binance", "paper"),
@@ -117,12 +110,10 @@ def settings_from_config(cfg: Config) -> EngineSettings:
     checks = CheckConfig(
         routing=routing_cfg,
         staleness=staleness,
-        emergency_allow_reduce_only=bool(_opt(risk, "emergency_allow_reduce_only", True)),
+        emergency_allow_reduce_only=risk.emergency_allow_reduce_only,
         freshness_ms=cfg.execution.freshness_threshold_ms,
     )
     nats = cfg.nats
-    reconcile = _section(cfg, "reconcile")
-    journal = _section(cfg, "journal")
     return EngineSettings(
         venues=venues,
         instruments=instruments,
@@ -141,10 +132,10 @@ def settings_from_config(cfg: Config) -> EngineSettings:
         service=nats.service,
         instance=cfg.engine.instance,
         reconcile_venues=frozenset(v for v in venues if v != "paper"),
-        reconcile_start_timeout_ms=int(_opt(reconcile, "start_timeout_s", 60)) * 1000,
-        reconcile_interval_ms=int(_opt(reconcile, "interval_s", 60)) * 1000,
-        heartbeat_required=bool(_opt(risk, "brain_heartbeat_required", False)),
-        heartbeat_timeout_ms=int(_opt(risk, "brain_heartbeat_timeout_ms", 5000)),
-        drift_action=str(_opt(_section(cfg, "drift"), "action", "alert")),
-        journal_fsync_ms=int(_opt(journal, "fsync_ms", 5)),
+        reconcile_start_timeout_ms=cfg.reconcile.start_timeout_s * 1000,
+        reconcile_interval_ms=cfg.reconcile.interval_s * 1000,
+        heartbeat_required=risk.brain_heartbeat_required,
+        heartbeat_timeout_ms=risk.brain_heartbeat_timeout_ms,
+        drift_action=cfg.drift.action,
+        journal_fsync_ms=cfg.journal.fsync_ms,
     )

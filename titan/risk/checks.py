@@ -51,6 +51,7 @@ class RiskIntent(msgspec.Struct, frozen=True, gc=False):
     account: str = "main"
     status: str = "PENDING"
     flatten: bool = False  # operator flatten orders are reduce-only
+    velocity: Decimal | None = None  # the producer's urgency (fastpath.md §8): picks the order type
 
     @property
     def reduce_only(self) -> bool:
@@ -346,7 +347,9 @@ def _priced_checks(
     book = None if row is None else BookTop(row.bid, row.ask, row.bid_size, row.ask_size)
     zone = intent.entry_zone
     limit_price = zone[0] if zone and zone[0] > 0 else None
-    decision = decide_order(side, add, limit_price, reduce_only, inp.halt is HaltMode.SOFT, book)
+    decision = decide_order(
+        side, add, limit_price, reduce_only, inp.halt is HaltMode.SOFT, book, intent.velocity, zone
+    )
     if not decision.feasible:
         return deny(ReasonCode.IMPACT_TOO_HIGH, impact_bps=decision.impact_bps)
     # 19. Freshness.

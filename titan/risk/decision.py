@@ -2,6 +2,10 @@
 
 Impact model kept from upstream: ``0.7 · σ · √(notional / daily_vol) · 10⁴`` bps with σ = 0.03 and
 daily_vol = $100 M; < 5 bps post-only, < 20 limit GTC, < 50 IOC, else infeasible.
+
+A producer's ``velocity`` (fastpath.md §8, upstream's legacy FastPath rule) states its urgency and
+picks the type before the maker default: > 0.005 MARKET, > 0.001 an aggressive IOC limit at the
+far edge of the entry zone (a buy at its max, a sell at its min).
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ IMPACT_LIMIT_BPS: Final = Decimal(20)
 IMPACT_MAX_BPS: Final = Decimal(50)
 WIDE_SPREAD_BPS: Final = Decimal(10)
 IMBALANCE_SNIPE: Final = Decimal("0.6")
+VELOCITY_MARKET: Final = Decimal("0.005")
+VELOCITY_AGGRESSIVE: Final = Decimal("0.001")
 
 
 class BookTop(msgspec.Struct, frozen=True, gc=False):
@@ -53,6 +59,8 @@ def decide_order(
     reduce_only: bool,
     soft_halted: bool = False,
     book: BookTop | None = None,
+    velocity: Decimal | None = None,
+    zone: tuple[Decimal, ...] = (),
 ) -> OrderDecision:
     """Decide how to place an order. ``limit_price`` is ``entry_zone[0]`` (None: no explicit price,
     so MARKET — never a limit at price 0)."""
@@ -68,6 +76,11 @@ def decide_order(
         )
     if limit_price is None:
         return OrderDecision("MARKET", "IOC", None, reduce_only, "MARKET_NO_PRICE", impact)
+    if velocity is not None and velocity > VELOCITY_MARKET:
+        return OrderDecision("MARKET", "IOC", None, reduce_only, "VELOCITY_MARKET", impact)
+    if velocity is not None and velocity > VELOCITY_AGGRESSIVE:
+        edge = (max(zone) if side > 0 else min(zone)) if zone else limit_price
+        return OrderDecision("LIMIT", "IOC", edge, reduce_only, "VELOCITY_AGGRESSIVE", impact)
     if book is not None and book.bid > 0 and book.ask > 0:
         with localcontext(MONEY_CONTEXT):
             depth = book.bid_size + book.ask_size

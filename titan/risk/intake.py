@@ -45,6 +45,7 @@ def risk_intent(
         causation_id=intent.causation_id,
         account=intent.account,
         status=intent.status,
+        velocity=None if intent.velocity is None else Decimal(str(intent.velocity)),
     )
 
 
