@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,7 +15,8 @@ import msgspec
 import nats
 import pytest
 
-from tests.events.helpers import encode
+from bench.nats_path import signed_intent
+from tests.events.helpers import encode, form_b
 from titan.client import FastPathClient
 from titan.events import subjects
 from titan.harness import SECRET, Engine, start_engine
@@ -165,3 +168,74 @@ async def test_unsigned_operator_command_is_refused_by_the_engine(
         assert getattr(conf, "executed", False), conf
     finally:
         await client.close()
+
+
+def signed(signal_id: str) -> bytes:
+    return signed_intent(signal_id, SECRET)
+
+
+async def fills_by_signal(url: str) -> dict[str, int]:
+    msgs = await stream_messages(url, "TITAN_EVT", "titan.evt.execution.fill.v1.>")
+    counts: dict[str, int] = {}
+    for _, _, data in msgs:
+        sid = msgspec.json.decode(data)["payload"]["signalId"]
+        counts[sid] = counts.get(sid, 0) + 1
+    return counts
+
+
+@pytest.mark.timeout(120)
+async def test_nats_intents_execute_once_across_a_core_sigkill(
+    engine: Engine, nats_server: NatsServer
+) -> None:
+    await until(lambda: bridge_counters(engine)[bridge_mod.NATS_CONNECTED] == 1, 30, "bridge connected")
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    sids = [f"nk-{uuid.uuid4().hex[:6]}-{i}" for i in range(30)]
+    try:
+        for i, sid in enumerate(sids):
+            if i == 10:
+                os.kill(engine.pids()["core"], signal.SIGKILL)
+            await js.publish(subjects.place_intent_subject("paper", "BTC/USDT"), signed(sid))
+        deadline = time.monotonic() + 60
+        counts: dict[str, int] = {}
+        while time.monotonic() < deadline:
+            counts = await fills_by_signal(nats_server.url)
+            if set(sids) <= set(counts):
+                break
+            await asyncio.sleep(0.2)
+        info = await js.consumer_info("TITAN_CMD", "EXECUTION_CORE")
+    finally:
+        await nc.close()
+    assert {sid: counts.get(sid, 0) for sid in sids} == dict.fromkeys(sids, 1)  # each exactly once
+    assert info.num_ack_pending == 0 and info.num_pending == 0  # every intent ACKed after core had it
+
+
+@pytest.mark.timeout(90)
+async def test_signed_disarm_over_nats_stops_new_intents(engine: Engine, nats_server: NatsServer) -> None:
+    await until(lambda: bridge_counters(engine)[bridge_mod.NATS_CONNECTED] == 1, 30, "bridge connected")
+    nc = await nats.connect(nats_server.url)
+    try:
+        js = nc.jetstream()
+        ts = time.time_ns() // 1_000_000
+        await js.publish(subjects.CMD_OPERATOR_DISARM, encode(form_b("DISARM", secret=SECRET, ts=ts)))
+        await until(lambda: bridge_counters(engine)[bridge_mod.OPERATOR_FORWARDED] == 1, 30, "forwarded")
+        info = None
+        for _ in range(100):  # ACKed once core applied it
+            info = await js.consumer_info("TITAN_CMD", "OPERATOR_CONTROL")
+            if info.num_ack_pending == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert info is not None and info.num_ack_pending == 0
+        sid = f"dis-{uuid.uuid4().hex[:6]}"
+        await js.publish(subjects.place_intent_subject("paper", "BTC/USDT"), signed(sid))
+        rejects: list[dict[str, Any]] = []
+        for _ in range(150):
+            msgs = await stream_messages(nats_server.url, "TITAN_EVT", subjects.EVT_REJECT)
+            rejects = [msgspec.json.decode(d) for _, _, d in msgs]
+            if any(r["intent_id"] == sid for r in rejects):
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await nc.close()
+    assert [r["reason"] for r in rejects if r["intent_id"] == sid] == ["system_disarmed"]
+    assert sid not in await fills_by_signal(nats_server.url)
