@@ -54,6 +54,7 @@ async def _send(args: argparse.Namespace) -> int:
                 position_size=args.size,
                 confidence=args.confidence,
                 leverage=args.leverage,
+                **({"velocity": args.velocity} if args.velocity is not None else {}),
             )
         elif args.action == "confirm":
             reply = await client.confirm(args.signal_id)
@@ -133,6 +134,12 @@ def cmd_sim(args: argparse.Namespace) -> int:
     return sim_main(argv)
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from titan.engine.replay_cli import main as replay_main
+
+    return replay_main([args.journal])
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="titan", description="Titan Execution engine")
     p.add_argument("--config", help="TOML config file (default: config/default.toml)")
@@ -151,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--size", type=float, default=None, help="position size in USD")
     send.add_argument("--confidence", type=float, default=90)
     send.add_argument("--leverage", type=float, default=1)
+    send.add_argument(
+        "--velocity", type=float, default=None, help="urgency: > 0.005 MARKET, > 0.001 aggressive IOC limit"
+    )
     send.add_argument("--source", default="scavenger")
     send.add_argument("--socket", default=None, help="socket path (default: from config)")
     send.add_argument("--framing", choices=["ndjson", "binary"], default="ndjson")
@@ -173,6 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_argument("subject", nargs="?", default="titan.evt.>")
     events.add_argument("--url", default="", help="NATS URL (default: config, else the running engine's)")
     events.set_defaults(func=cmd_events)
+
+    replay = sub.add_parser("replay", help="re-run a core journal; print its records and the rebuilt state")
+    replay.add_argument("journal", help="e.g. var/run/journal/core.journal")
+    replay.set_defaults(func=cmd_replay)
 
     sim = sub.add_parser("sim", help="run the venue simulator alone (reads the [sim] table)")
     sim.add_argument("--ports-file", default="", help="write the bound base URLs here as JSON")
