@@ -272,6 +272,14 @@ class IntakeDone(msgspec.Struct, tag="done", gc=False):
     outcome: str  # accepted | duplicate | rejected | denied
 
 
+class Fragment(msgspec.Struct, tag="frag", gc=False):
+    """One piece of a message larger than a ring slot (titan.shm.fragment)."""
+
+    index: int
+    count: int
+    data: bytes
+
+
 # --- ring unions -----------------------------------------------------------------------------
 
 INGRESS_TO_CORE = Prepare | Confirm | Abort
@@ -281,7 +289,7 @@ GATEWAY_TO_CORE = VenueReport | ReconcileSnapshot | VenueStatus
 BRIDGE_TO_CORE = PlaceIntent | OperatorCommand
 # core sends typed events (titan.events.payloads) so formatting JSON stays off core's hot path;
 # ``Event`` carries a publication core already formatted.
-CORE_TO_BRIDGE = Event | IntakeDone | EVENT
+CORE_TO_BRIDGE = Event | IntakeDone | Fragment | EVENT
 
 
 def encoder() -> msgspec.msgpack.Encoder:

@@ -76,11 +76,12 @@ from titan.events.replay import ReplayCache
 from titan.events.ring import to_operator_message, to_place_intent
 from titan.events.rpc import EngineView
 from titan.events.spool import Spool, SpoolPosition, decode_publication, encode_publication
-from titan.messages import CORE_TO_BRIDGE, Event, IntakeDone, decoder, encoder
+from titan.messages import CORE_TO_BRIDGE, Event, Fragment, IntakeDone, decoder, encoder
 from titan.messages import OperatorCommand as OperatorMessage
 from titan.procs.common import BRIDGE, CORE, ChildContext
 from titan.shm.board import ProcState, StatusBoard
 from titan.shm.doorbell import wait_any_async
+from titan.shm.fragment import Reassembler
 from titan.shm.ring import MessageTooLarge
 
 # --- status board counters (see the module docstring) ----------------------------------------------
@@ -271,6 +272,7 @@ class Bridge:
         self.spool_refusing = False
         self.permission_errors: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
+        self.reassembler = Reassembler()
 
     # --- event ring → spool --------------------------------------------------------------------
 
@@ -286,6 +288,13 @@ class Bridge:
         spooled = 0
         while n < DRAIN_BATCH and (view := ring.peek()) is not None:
             msg = self.decode(view)
+            if isinstance(msg, Fragment):  # a message larger than a slot (titan.shm.fragment)
+                whole = self.reassembler.feed(msg)
+                if whole is None:
+                    ring.advance()
+                    n += 1
+                    continue
+                msg = self.decode(whole)
             if isinstance(msg, IntakeDone):
                 self._intake_done(msg)
             else:

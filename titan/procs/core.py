@@ -54,6 +54,7 @@ from titan.procs.common import BRIDGE, CORE, INGRESS, ChildContext, gateway_name
 from titan.risk.state import ARMED_FILE, HALT_FILE, HaltMode, HaltState, parse_halt_file, render_halt_file
 from titan.shm.board import ProcState
 from titan.shm.doorbell import Doorbell, wait_any
+from titan.shm.fragment import split
 from titan.shm.ring import Ring
 from titan.shm.ticker import TickerIndex, TickerTable, units_to_price
 from titan.state.journal import JournalWriter
@@ -87,6 +88,9 @@ class TableQuotes:
         )
 
 
+_FRAGMENT_ENCODE = encoder().encode
+
+
 class OutRing:
     """A producer end with a local overflow queue: never drops, never blocks core."""
 
@@ -97,6 +101,10 @@ class OutRing:
         self.dirty = False
 
     def put(self, data: bytes) -> None:
+        if len(data) > self.ring.max_payload:  # rare (a large truth snapshot): send it in pieces
+            for piece in split(data, self.ring.max_payload, _FRAGMENT_ENCODE):
+                self.put(piece)
+            return
         if self.backlog or not self.ring.try_push(data):
             self.backlog.append(data)
         else:
