@@ -109,6 +109,9 @@ class PaperSection(_Section):
     taker_fee: str = "0.0005"
     maker_fee: str = "0.0002"
     slippage_bps: str = "0"
+    ack_latency_ms: float = 0.0  # order arrival → matched (ACK, fill or reject) in the paper book
+    fill_latency_ms: float = 0.0  # a resting order seen crossed → its FILL reported
+    poll_ms: float = 2.0  # while orders rest, re-check the quotes at least this often (no busy spin)
     instruments: dict[str, InstrumentSection] = msgspec.field(
         default_factory=lambda: {
             "BTC/USDT": InstrumentSection(tick_size="0.1", lot_step="0.001", min_qty="0.001"),
@@ -135,6 +138,10 @@ class VenueSection(_Section):
     pool_timeout_s: float = 1.0
     staleness_ms: int = 200
     leverage: int = 10
+    dcp_window_s: int = 0  # Bybit: disconnected-cancel-all window (0: DCP not switched on)
+    countdown_ms: int = 60000  # Binance: countdownCancelAll dead-man switch (0: off)
+    # Canonical symbol → tick/lot/minimums on this venue (empty: the paper rows stand in).
+    instruments: dict[str, InstrumentSection] = msgspec.field(default_factory=dict)
 
 
 def _venue(rest: str, pub: str, priv: str, staleness_ms: int = 200) -> VenueSection:
@@ -372,6 +379,11 @@ def _validate(cfg: Config) -> list[str]:
         problems.append(
             f"venues.paper.price_source {cfg.venues.paper.price_source!r} is not a market-data venue"
         )
+    paper = cfg.venues.paper
+    if paper.ack_latency_ms < 0 or paper.fill_latency_ms < 0:
+        problems.append("venues.paper.ack_latency_ms and fill_latency_ms must be ≥ 0")
+    if paper.poll_ms <= 0:
+        problems.append(f"venues.paper.poll_ms must be > 0 (got {paper.poll_ms})")
     if cfg.engine.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         problems.append(
             f"engine.log_level must be DEBUG/INFO/WARNING/ERROR/CRITICAL (got {cfg.engine.log_level})"

@@ -79,7 +79,8 @@ async def drive(engine: Engine) -> tuple[dict[str, Any], list[dict[str, Any]], d
 async def one_intent(client: FastPathClient, sid: str) -> tuple[str, Any]:
     """PREPARE then CONFIRM; returns (kind, status or reason)."""
     try:
-        prep = await client.prepare(sid, "BTCUSDT", "LONG", 50000, 50100, position_size=100)
+        # Marketable (velocity > 0.005 → MARKET): the paper venue fills it at once, as a real venue would.
+        prep = await client.prepare(sid, "BTCUSDT", "LONG", 50000, 50100, position_size=100, velocity=0.01)
     except Exception as exc:  # a protocol error the client raises is a clear error too
         return ("prepare-error", str(exc))
     if not field(prep, "prepared"):

@@ -2,7 +2,7 @@
 
 ``python -m titan.procs.gateway --venue bybit|binance|mexc|paper``.
 
-* ``paper`` (venues.md §7) is a synchronous loop over :class:`titan.venues.paper.venue.PaperVenue`.
+* ``paper`` (venues.md §7) is a synchronous loop over :class:`titan.venues.paper.matching.PaperBook`.
 * The real venues run an asyncio loop: the order ring is watched through the doorbell's file
   descriptor (``wait_any_async``: drain, prepare_sleep, re-check, sleep — no spinning), every message
   becomes a task of :class:`titan.venues.gateway.service.GatewayService`, and reports go back on the
@@ -31,16 +31,21 @@ from titan.messages import (
     CancelRequest,
     OrderRequest,
     ReconcileRequest,
+    ReconcileSnapshot,
+    VenueReport,
     decoder,
     encoder,
 )
 from titan.procs.common import CORE, ChildContext, gateway_name
 from titan.shm.board import ProcState
 from titan.shm.doorbell import wait_any, wait_any_async
+from titan.shm.ticker import TickerIndex, TickerTable, units_to_price
 from titan.venues.gateway.buckets import SharedLimiter, bucket_segment_name
 from titan.venues.gateway.driver import VenueDriver
 from titan.venues.gateway.service import GatewayMessage, GatewayService
-from titan.venues.paper.venue import PaperVenue
+from titan.venues.paper.matching import PaperBook, PaperModel, Quote, QuoteSource
+from titan.venues.paper.store import FILE_NAME as PAPER_BOOK_FILE
+from titan.venues.paper.store import PaperStore
 
 REAL_VENUES = ("bybit", "binance", "mexc")
 HEARTBEAT_NS = 100_000_000
@@ -56,11 +61,11 @@ def make_driver(cfg: Config, venue: str) -> VenueDriver:
     if venue == "bybit":
         from titan.venues.bybit.driver import BybitDriver
 
-        return BybitDriver(section)
+        return BybitDriver(section, dcp_window_s=section.dcp_window_s or None)
     if venue == "binance":
         from titan.venues.binance.driver import BinanceDriver
 
-        return BinanceDriver(section)
+        return BinanceDriver(section, countdown_ms=section.countdown_ms)
     if venue == "mexc":
         from titan.venues.mexc.driver import MexcDriver
 
@@ -121,7 +126,40 @@ async def run_venue(ctx: ChildContext, venue: str) -> None:
         limiter.close(unlink=True)
 
 
+def paper_model(cfg: Config) -> PaperModel:
+    paper = cfg.venues.paper
+    return PaperModel(
+        taker_fee=Decimal(paper.taker_fee),
+        maker_fee=Decimal(paper.maker_fee),
+        slippage_bps=Decimal(paper.slippage_bps),
+        ack_latency_ns=int(paper.ack_latency_ms * 1_000_000),
+        fill_latency_ns=int(paper.fill_latency_ms * 1_000_000),
+        ticks={s: Decimal(i.tick_size) for s, i in paper.instruments.items()},
+    )
+
+
+def ticker_quotes(table: TickerTable, index: TickerIndex, price_source: str) -> QuoteSource:
+    """The price source's top of book from the shared-memory ticker table."""
+    rows = {sym: index.row(price_source, sym) for _, sym in index.pairs()}
+
+    def quote(symbol: str) -> Quote | None:
+        row = rows.get(symbol)
+        snap = table.read(row) if row is not None else None
+        if snap is None:
+            return None
+        return Quote(units_to_price(snap.bid), units_to_price(snap.ask))
+
+    return quote
+
+
 def run_paper(ctx: ChildContext) -> None:
+    """The paper gateway: a synchronous loop (no asyncio) over a :class:`PaperBook`.
+
+    While orders rest it wakes at least every ``venues.paper.poll_ms`` to match them against the
+    ticker table (waiting on the doorbell with that timeout: no busy spin); otherwise it sleeps on
+    the doorbell. Orders it holds are saved in ``<run_dir>/paper-book.json`` before their ACK goes
+    out; a restarted gateway reports each of them EXPIRED (``PAPER_RESTART``).
+    """
     stop = False
 
     def _stop(signum: int, _frame: Any) -> None:
@@ -137,42 +175,60 @@ def run_paper(ctx: ChildContext) -> None:
     bell = ctx.bell()
     table, index = ctx.ticker()
     paper = ctx.cfg.venues.paper
-    venue = PaperVenue(
-        table,
-        index,
-        paper.price_source,
-        Decimal(paper.taker_fee),
-        Decimal(paper.slippage_bps),
-        {s: Decimal(i.tick_size) for s, i in paper.instruments.items()},
-    )
+    book = PaperBook(paper_model(ctx.cfg), ticker_quotes(table, index, paper.price_source))
+    store = PaperStore(ctx.cfg.run_dir() / PAPER_BOOK_FILE)
     dec = decoder(CORE_TO_GATEWAY).decode
     enc = encoder().encode
     spin_s = ctx.cfg.shm.spin_us / 1e6
+    poll_s = paper.poll_ms / 1000
+    pending: list[VenueReport | ReconcileSnapshot] = [*book.restore(store.load(), time.monotonic_ns())]
+    if pending:
+        ctx.log.warning("paper: %d order(s) held by the previous gateway reported EXPIRED", len(pending))
+
+    def push_all() -> None:
+        for msg in pending:
+            data = enc(msg)
+            while not reports.try_push(data):  # core always drains reports; wait for room, never drop
+                core_bell.ring()
+                wait_any([], bell, 0.001, 0)
+        if pending:
+            core_bell.ring()
+        pending.clear()
+
     gc.collect()
     gc.freeze()
     ctx.set_state(ProcState.READY)
     next_beat = 0
     while not stop:
-        pushed = False
-        while (view := orders.peek()) is not None:
-            t_in = time.monotonic_ns()
-            msg = dec(view)
-            if not isinstance(msg, OrderRequest):
-                orders.advance()  # paper market orders are filled at once: nothing rests to cancel
-                continue
-            data = enc(venue.execute(msg, t_in))
-            while not reports.try_push(data):  # core always drains reports; wait for room, never drop
-                core_bell.ring()
-                wait_any([], bell, 0.001, 0)
-            pushed = True
-            orders.advance()
-        if pushed:
-            core_bell.ring()
         now = time.monotonic_ns()
+        while (view := orders.peek()) is not None:
+            msg: OrderRequest | CancelRequest | ReconcileRequest = dec(view)
+            if isinstance(msg, OrderRequest):
+                pending += book.submit(msg, now)
+            elif isinstance(msg, CancelRequest):
+                pending += book.cancel(msg, now)
+            else:
+                answers, snap = book.reconcile(msg, now)
+                pending += answers
+                pending.append(snap)
+            orders.advance()
+            now = time.monotonic_ns()
+        if book.busy:
+            pending += book.poll(now)
+        if book.changed:  # saved before an ACK goes out: an acknowledged order is never forgotten
+            store.save(book.state())
+            book.changed = False
+        push_all()
         if now >= next_beat:
             ctx.beat()
             next_beat = now + HEARTBEAT_NS
-        wait_any([orders], bell, 0.1, spin_s)
+        timeout = 0.1
+        if book.busy:
+            timeout = poll_s
+            due = book.next_due_ns()
+            if due is not None:
+                timeout = min(timeout, max(0.0, (due - time.monotonic_ns()) / 1e9))
+        wait_any([orders], bell, timeout, spin_s)
 
 
 def main() -> None:

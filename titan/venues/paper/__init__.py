@@ -1,1 +1,1 @@
-"""The paper venue: fills against the ticker table (venues.md §7)."""
+"""The paper venue: fills against the ticker table of a price-source venue (venues.md §7)."""
