@@ -156,6 +156,11 @@ class Rig:
             self.to_bridge.push(enc(m), timeout=5)
         self.bridge_bell.ring()
 
+    def push_raw(self, *encoded: bytes) -> None:
+        for data in encoded:
+            self.to_bridge.push(data, timeout=5)
+        self.bridge_bell.ring()
+
     def pop_all(self) -> list[Any]:
         dec = decoder(BRIDGE_TO_CORE).decode
         out = []

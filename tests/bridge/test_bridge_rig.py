@@ -467,3 +467,34 @@ async def test_nats_path_bench_measures_publish_to_shadow_fill(rig: Rig, nats_se
     assert result["n"] == 30 and result["timeouts"] == 0 and "error" not in result
     assert 0 < result["p50"] <= result["p99"] <= result["max"]
     assert rig.counters()[bridge_mod.INTENTS_ACKED] == 33
+
+
+async def test_fragmented_event_is_joined_and_survives_a_full_spool(rig: Rig, tmp_path: Path) -> None:
+    from titan.messages import encoder
+    from titan.shm.fragment import split
+
+    big = Event(
+        subject=subjects.EVT_TRUTH,
+        msg_id="truth:big:1",
+        data=msgspec.json.encode({"seq": "big", "blob": "x" * 12_000}),
+    )
+    enc = encoder().encode
+    fragments = split(enc(big), rig.to_bridge.max_payload, enc)
+    assert len(fragments) > 2
+    server = NatsServer(tmp_path / "late-store")  # unreachable at first: everything waits in the spool
+    try:
+        async with running_bridge(rig, rig.settings(server.url, spool_max_bytes=14_000)):
+            for i in range(20):
+                rig.push(shadow_event(i))
+            rig.push_raw(*fragments)
+            rig.push(shadow_event(20))
+            # The joined snapshot does not fit behind the small events: its last fragment waits.
+            await until(lambda: rig.counters()[bridge_mod.SPOOL_FULL] == 1, 10, "spool full")
+            server.start()
+            await until(lambda: rig.counters()[bridge_mod.EVENTS_PUBLISHED] >= 22, 30, "all published")
+        msgs = await stream_messages(server.url, "TITAN_EVT")
+        seqs = [msgspec.json.decode(d)["seq"] for _, _, d in msgs]
+        assert seqs == [*range(20), "big", 20]
+        assert len(msgspec.json.decode(msgs[20][2])["blob"]) == 12_000
+    finally:
+        server.kill()

@@ -273,6 +273,7 @@ class Bridge:
         self.permission_errors: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self.reassembler = Reassembler()
+        self._joined: bytes | None = None  # a reassembled message whose last fragment is still on the ring
 
     # --- event ring → spool --------------------------------------------------------------------
 
@@ -289,11 +290,14 @@ class Bridge:
         while n < DRAIN_BATCH and (view := ring.peek()) is not None:
             msg = self.decode(view)
             if isinstance(msg, Fragment):  # a message larger than a slot (titan.shm.fragment)
-                whole = self.reassembler.feed(msg)
+                # The joined message is held until its last fragment is consumed: a full spool
+                # leaves that fragment on the ring, and it must not be fed to the reassembler twice.
+                whole = self._joined if self._joined is not None else self.reassembler.feed(msg)
                 if whole is None:
                     ring.advance()
                     n += 1
                     continue
+                self._joined = whole
                 msg = self.decode(whole)
             if isinstance(msg, IntakeDone):
                 self._intake_done(msg)
@@ -306,6 +310,7 @@ class Bridge:
                 for p in pubs:
                     self.view.observe(p)
             ring.advance()
+            self._joined = None
             n += 1
         if spooled:
             self.counters.add(EVENTS_SPOOLED, spooled)
