@@ -68,9 +68,13 @@ def settings_from_config(cfg: Config) -> EngineSettings:
     venues = tuple(cfg.venues_enabled())
     paper = cfg.venues.paper
     instruments: dict[str, dict[str, InstrumentMeta]] = {}
-    for sym, inst in paper.instruments.items():
-        for venue in venues:
-            # Real venues load metadata at start (gateway); until then the configured rows stand in.
+    for venue in venues:
+        # A real venue's own rows (venues.<v>.instruments) where configured; the paper rows stand in
+        # for the others (the gateway still checks every order against the venue's live metadata).
+        rows = dict(paper.instruments)
+        if venue != "paper":
+            rows.update(getattr(cfg.venues, venue).instruments)
+        for sym, inst in rows.items():
             instruments.setdefault(sym, {})[venue] = InstrumentMeta(
                 venue=venue,
                 symbol=sym,

@@ -47,7 +47,10 @@ from titan.procs.common import (
 from titan.shm.board import ProcState, StatusBoard
 from titan.shm.doorbell import Doorbell
 from titan.shm.ring import Ring
+from titan.shm.segment import Segment
 from titan.shm.ticker import TickerTable
+from titan.venues.gateway.buckets import bucket_segment_name
+from titan.venues.gateway.buckets import segment_size as bucket_segment_size
 
 START_ORDER = (MARKETDATA, CORE, "gateways", INGRESS, BRIDGE)
 SIM = "sim"  # the venue simulator child (engine.start_sim)
@@ -109,7 +112,7 @@ class Supervisor:
         self.prefix = f"/{cfg.engine.instance}-{os.getpid()}"
         self.layout: Layout = layout_for(cfg, self.prefix)
         self.run_dir = cfg.run_dir()
-        self.objects: list[Ring | Doorbell | TickerTable | StatusBoard] = []
+        self.objects: list[Ring | Doorbell | TickerTable | StatusBoard | Segment] = []
         self.rings: dict[str, Ring] = {}
         self.children: dict[str, Child] = {}
         self.stopping = asyncio.Event()
@@ -138,6 +141,11 @@ class Supervisor:
             self.objects.append(Doorbell.create(self.layout.bell(consumer)))
         self.ticker = TickerTable.create(self.layout.ticker, max(1, len(self.cfg.ticker_pairs())))
         self.objects.append(self.ticker)
+        for venue in self.layout.venues:
+            if venue != "paper":  # account-wide token buckets: a restarted gateway resumes them
+                self.objects.append(
+                    Segment.create(bucket_segment_name(self.prefix, venue), bucket_segment_size())
+                )
         names = [*self.layout.processes, SUPERVISOR]
         if self.cfg.engine.start_sim:
             names.append(SIM)
