@@ -38,7 +38,9 @@ async def _run(socket_path: str, n: int, kill_at: set[int], core_pid: Any) -> di
             sid = f"crash-{i}"
             for _ in range(600):
                 try:
-                    prep = await client.prepare(sid, "BTCUSDT", "LONG", 50000, 50100, position_size=100)
+                    prep = await client.prepare(
+                        sid, "BTCUSDT", "LONG", 50000, 50100, position_size=100, velocity=0.01
+                    )
                     if not getattr(prep, "prepared", False):
                         outcome = f"prepare:{getattr(prep, 'reason', '')}"
                     else:

@@ -10,8 +10,9 @@ the same code replay uses, *before* anything it causes leaves through the outbox
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from decimal import Decimal, localcontext
+from types import MappingProxyType
 from typing import Any, Final
 
 import msgspec
@@ -52,13 +53,14 @@ from titan.messages import (
     VenueReport,
     VenueStatus,
 )
-from titan.risk.checks import Approval, CheckInputs, Denial, RiskIntent, run_checks
+from titan.risk.checks import Approval, CheckInputs, Denial, RiskIntent, TickerView, run_checks, still_valid
 from titan.risk.drift import detect_drift
 from titan.risk.intake import IntakeError, risk_intent, with_size
 from titan.risk.policy import PolicyError, RiskPolicy, RiskState, parse_policy
 from titan.risk.reasons import DLQ_PREFIX, ReasonCode
 from titan.risk.state import HaltMode, HaltState, RiskControl
 from titan.routing.coid import client_order_id, flatten_signal_id, is_our_coid
+from titan.routing.router import InstrumentMeta
 from titan.state.decimals import MONEY_CONTEXT, ZERO, plain
 from titan.state.fsm import TERMINAL_STATES, LegState
 from titan.state.reconcile import position_correction
@@ -98,16 +100,34 @@ _NOT_SENT: Final = frozenset({DENIED, FAILED})
 _CLOSE_TYPES: Final = frozenset({"CLOSE", "CLOSE_LONG", "CLOSE_SHORT"})
 _LEGACY_MIN_NOTIONAL: Final = Decimal(10)
 RECONCILE_ANSWER_NS: Final = 10_000_000_000
+# exposure.update after fills is coalesced: at most one per window, the last state always published
+# (nats.md §9.6 asks for it "after each fill"; a burst of fills gets one event at the window's end).
+EXPOSURE_COALESCE_NS: Final = 100_000_000
+DAY_MS: Final = 86_400_000
+_NO_METAS: Final[Mapping[str, InstrumentMeta]] = MappingProxyType({})
+_NO_COOLDOWNS: Final[Mapping[str, int]] = MappingProxyType({})
+_NO_VENUES: Final[frozenset[str]] = frozenset()
 
 
 class Prepared(msgspec.Struct, gc=False):
-    """A PREPARE waiting for its CONFIRM (memory only: a restart forgets it, CONFIRM then says so)."""
+    """A PREPARE waiting for its CONFIRM (memory only: a restart forgets it, CONFIRM then says so).
+
+    ``approval`` is PREPARE's verdict with what it depended on (see :meth:`Engine._reusable`).
+    """
 
     intent: Intent
     risk: RiskIntent
     notional: Decimal
     prepared_ns: int
     t_ingress_ms: int
+    approval: Approval | None = None
+    epoch: int = -1
+    tickers: Mapping[str, TickerView] = {}
+    effective_state: RiskState = RiskState.NORMAL
+    halt: HaltMode = HaltMode.OPEN
+    armed: bool = False
+    cooling: frozenset[str] = frozenset()
+    day: int = 0
 
 
 class PendingReply(msgspec.Struct, gc=False):
@@ -127,6 +147,7 @@ class Counters(msgspec.Struct, gc=False):
     denials: dict[str, int] = msgspec.field(default_factory=dict)
     duplicates: int = 0
     prepared_swept: int = 0
+    full_rechecks: int = 0  # CONFIRMs whose PREPARE approval could not be reused
     illegal_reports: int = 0
     foreign_orders: int = 0
 
@@ -168,6 +189,11 @@ class Engine:
         self.next_sweep_ns = 0
         self.next_periodic_reconcile_ns = 0
         self.armed_reason = ""
+        # Bumped by every change the pre-trade checks read outside the ticker table and the clock
+        # (journal records, marks, venue health): a PREPARE approval is reused only within one epoch.
+        self.epoch = 0
+        self.exposure_dirty = False
+        self.next_exposure_ns = 0
 
     # --- start ----------------------------------------------------------------------------------
 
@@ -234,6 +260,7 @@ class Engine:
     def _record(self, record: Record, now_ms: int, now_ns: int) -> FillEffect | None:
         """Journal first, then apply with replay's code: nothing leaves core before its record."""
         seq = self.journal.append(record, now_ms, now_ns)
+        self.epoch += 1
         self.state.last_seq = seq
         return self.state.apply(record, now_ms)
 
@@ -247,11 +274,25 @@ class Engine:
     def quote(self, venue: str, symbol: str) -> Quote | None:
         return self.quotes.get(self.s.price_sources.get(venue, venue), symbol)
 
+    def tickers(self, symbol: str) -> dict[str, TickerView]:
+        """The ticker rows of ``symbol`` on every venue listing it (venue → row; absent rows left out)."""
+        rows: dict[str, TickerView] = {}
+        for venue in self.s.instruments.get(symbol, _NO_METAS):
+            quote = self.quote(venue, symbol)
+            if quote is not None:
+                rows[venue] = quote
+        return rows
+
+    def active_cooldowns(self, now_ms: int) -> Mapping[str, int]:
+        if not self.cooldown_until_ms:
+            return _NO_COOLDOWNS
+        return {v: t for v, t in self.cooldown_until_ms.items() if t > now_ms}
+
     def check_inputs(self, intent: RiskIntent, now_ms: int, now_ns: int) -> CheckInputs:
         views = self.state.check_views(intent.account, intent.symbol, now_ms, self.s.daily_loss_net)
-        metas = self.s.instruments.get(intent.symbol, {})
-        tickers = {v: q for v in metas if (q := self.quote(v, intent.symbol)) is not None}
-        cooldowns = {v: t for v, t in self.cooldown_until_ms.items() if t > now_ms}
+        metas = self.s.instruments.get(intent.symbol, _NO_METAS)
+        tickers = self.tickers(intent.symbol)
+        cooldowns = self.active_cooldowns(now_ms)
         return CheckInputs(
             intent=intent,
             policy=self.policy,
@@ -264,7 +305,7 @@ class Engine:
             duplicate_signal_id=intent.signal_id in self.state.accepted_ids,
             duplicate_causation_id=self.state.causation.is_duplicate(intent.causation_id, now_ms),
             registered_venues=self.s.venues,
-            reconciling_venues=frozenset(self.reconciling),
+            reconciling_venues=frozenset(self.reconciling) if self.reconciling else _NO_VENUES,
             cooldown_until_ms=cooldowns,
             instruments=metas,
             tickers=tickers,
@@ -348,13 +389,28 @@ class Engine:
             ref = None if quote is None else quote.mid
         qty = ZERO if ref is None or ref <= 0 else MONEY_CONTEXT.divide(notional, ref)
         risk = with_size(base, qty)
-        verdict = run_checks(self.check_inputs(risk, now_ms, now_ns))
+        inputs = self.check_inputs(risk, now_ms, now_ns)
+        verdict = run_checks(inputs)
         if isinstance(verdict, Denial):
             code = self._fastpath_code(verdict.code)
             self._deny_counted(code)
             return self._denied("prepared", sid, code, verdict.text)
         # A repeat PREPARE of a prepared id replaces it and restarts the TTL.
-        self.prepared[sid] = Prepared(intent, risk, notional, now_ns, now_ms)
+        self.prepared[sid] = Prepared(
+            intent,
+            risk,
+            notional,
+            now_ns,
+            now_ms,
+            approval=verdict,
+            epoch=self.epoch,
+            tickers=inputs.tickers,
+            effective_state=inputs.effective_state,
+            halt=inputs.halt,
+            armed=inputs.armed,
+            cooling=frozenset(inputs.cooldown_until_ms),
+            day=now_ms // DAY_MS,
+        )
         quantity = sum((leg.qty for leg in verdict.legs), ZERO)
         return {
             "signal_id": sid,
@@ -401,7 +457,10 @@ class Engine:
                 "reason": ReasonCode.EXECUTION_DISABLED_BY_OPERATOR,
                 "master_arm": False,
             }
-        verdict = run_checks(self.check_inputs(prep.risk, now_ms, now_ns))
+        verdict: Approval | Denial | None = self._reusable(prep, now_ms, now_ns)
+        if verdict is None:
+            self.counters.full_rechecks += 1
+            verdict = run_checks(self.check_inputs(prep.risk, now_ms, now_ns))
         if isinstance(verdict, Denial):
             code = self._fastpath_code(verdict.code)
             self._deny_counted(code)
@@ -417,6 +476,39 @@ class Engine:
             cmd.conn, cmd.req, now_ns + self.s.confirm_reply_deadline_ms * 1_000_000, stages
         )
         return None
+
+    def _reusable(self, prep: Prepared, now_ms: int, now_ns: int) -> Approval | None:
+        """PREPARE's approval, when CONFIRM's run of the same checks could not decide differently.
+
+        It is void (None: run the checks again) when anything they read changed since PREPARE:
+        - ``epoch``: any journal record (positions, working orders, open intents, fills, cash, daily
+          PnL, policy, persisted risk state, arm, halt), a mark update, a venue's reconciliation or
+          cooldown state;
+        - effective risk state (breaker, Brain heartbeat), halt mode (incl. the supervisor's), arm,
+          the set of venues in an active cooldown, the UTC day (daily loss);
+        - :func:`~titan.risk.checks.still_valid`: a ticker row's book, its freshness, the intent's
+          freshness window.
+        The prepared TTL is the caller's check.
+        """
+        approval = prep.approval
+        if approval is None or prep.epoch != self.epoch:
+            return None
+        risk = prep.risk
+        if (
+            self.control.effective_state(now_ms) is not prep.effective_state
+            or (HaltMode.OPEN if risk.flatten else self.halt_mode) is not prep.halt
+            or (self.control.armed or risk.flatten) != prep.armed
+            or now_ms // DAY_MS != prep.day
+            or (
+                (bool(self.cooldown_until_ms) or bool(prep.cooling))
+                and frozenset(self.active_cooldowns(now_ms)) != prep.cooling
+            )
+        ):
+            return None
+        tickers = self.tickers(risk.symbol)
+        if not still_valid(risk, self.s.checks, self.policy, prep.tickers, tickers, now_ms, now_ns):
+            return None
+        return approval
 
     def _abort(self, sid: str) -> dict[str, Any]:
         if sid in self.state.accepted_ids:
@@ -1066,6 +1158,7 @@ class Engine:
         coids = sorted(c for c, leg in self.state.legs.items() if leg.venue == venue and not leg.fsm.terminal)
         symbols = sorted(self.s.instruments)
         self.reconciling[venue] = now_ns + RECONCILE_ANSWER_NS  # ask again if no answer by then
+        self.epoch += 1
         self.out.order(
             venue,
             ReconcileRequest(
@@ -1074,6 +1167,7 @@ class Engine:
         )
 
     def _venue_status(self, st: VenueStatus, now_ms: int, now_ns: int) -> None:
+        self.epoch += 1
         if st.limited_until_ms > now_ms:
             self.cooldown_until_ms[st.venue] = st.limited_until_ms
         else:
@@ -1143,6 +1237,7 @@ class Engine:
         if snap.balance is not None:
             self._record(CashRecord(self.s.account, Decimal(snap.balance)), now_ms, now_ns)
         del self.reconciling[venue]
+        self.epoch += 1
         self.reconciled_once.add(venue)
 
     # --- timers ---------------------------------------------------------------------------------
@@ -1180,6 +1275,7 @@ class Engine:
             self.out.event(exposure_event(self.state.shadow.exposure(self.s.account)))
 
     def _mark_positions(self, now_ms: int) -> None:
+        self.epoch += 1  # unrealised PnL moved: equity and gross exposure (checks 15-17)
         for pos in list(self.state.shadow.iter_positions()):
             quote = self.quote(pos.venue, pos.symbol)
             mark = None if quote is None else (quote.mark or quote.mid)

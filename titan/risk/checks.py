@@ -373,6 +373,42 @@ def _priced_checks(
     )
 
 
+def still_valid(
+    intent: RiskIntent,
+    config: CheckConfig,
+    policy: RiskPolicy,
+    before: Mapping[str, TickerView],
+    now: Mapping[str, TickerView],
+    now_ms: int,
+    now_mono_ns: int,
+) -> bool:
+    """May an approval of :func:`run_checks` from ``before`` stand now, without running them again?
+
+    This covers what moves with time and the market: every ticker row read then is still there with
+    the same book (reference price, order decision), still fresh (check 6), and the intent is
+    still within its freshness window (check 19). The caller vouches for everything else the checks
+    read (state, policy, risk state, halt, arm, venue health, UTC day). False means: run the checks.
+    """
+    if len(before) != len(now):
+        return False
+    staleness, ceiling = config.staleness, policy.max_staleness_ms
+    for venue, row in before.items():
+        fresh = now.get(venue)
+        if (
+            fresh is None
+            or fresh.bid != row.bid
+            or fresh.ask != row.ask
+            or fresh.bid_size != row.bid_size
+            or fresh.ask_size != row.ask_size
+        ):
+            return False
+        limit = staleness.threshold_ms(venue, ceiling)
+        if limit is not None and (now_mono_ns - fresh.receive_mono_ns) // 1_000_000 > limit:
+            return False
+    freshness = config.freshness_ms if intent.ttl_ms is None else min(config.freshness_ms, intent.ttl_ms)
+    return now_ms - intent.t_signal_ms <= freshness
+
+
 def check_leg_at_gateway(
     venue: str,
     symbol: str,

@@ -45,11 +45,27 @@ class OrderDecision(msgspec.Struct, frozen=True, gc=False):
     feasible: bool = True
 
 
+_IMPACT_FACTOR: Final = Decimal("0.7")
+_IMPACT_CACHE_SIZE: Final = 4096
+# A 34-digit square root costs ~3 µs; strategies send the same notionals over and over, so exact
+# results are memoised (bounded: cleared when full, so memory stays flat). The key carries the
+# exponent: 100 and 100.0 are equal but may give differently written exact results.
+_impact_cache: dict[tuple[Decimal, int | str], Decimal] = {}
+
+
 def impact_bps(notional: Decimal) -> Decimal:
+    key = (notional, notional.as_tuple().exponent)
+    cached = _impact_cache.get(key)
+    if cached is not None:
+        return cached
     with localcontext(MONEY_CONTEXT):
         if notional <= 0:
             return Decimal(0)
-        return Decimal("0.7") * SIGMA * (notional / DAILY_VOLUME).sqrt() * 10_000
+        value = _IMPACT_FACTOR * SIGMA * (notional / DAILY_VOLUME).sqrt() * 10_000
+    if len(_impact_cache) >= _IMPACT_CACHE_SIZE:
+        _impact_cache.clear()
+    _impact_cache[key] = value
+    return value
 
 
 def decide_order(

@@ -152,6 +152,10 @@ def split_quantity(
     ``instruments`` maps venue → metadata for this symbol; ``caps`` maps venue → the most that venue
     may take (reduce-only: its position). Targets without metadata are skipped.
     """
+    if len(targets) == 1 and caps is None and quantity > 0:
+        single = _split_single(quantity, targets[0], instruments.get(targets[0].venue), reference_price)
+        if single is not None:
+            return single
     active = [t for t in targets if t.venue in instruments]
     if quantity <= 0 or not active:
         return RouteDenial(ReasonCode.BELOW_MIN_QTY)
@@ -214,3 +218,30 @@ def split_quantity(
         code = ReasonCode.BELOW_MIN_NOTIONAL if dropped_for_notional else ReasonCode.BELOW_MIN_QTY
         return RouteDenial(code)
     return SplitResult(legs=tuple(legs), unallocated=residual)
+
+
+def _split_single(
+    quantity: Decimal, target: RouteTarget, meta: InstrumentMeta | None, reference_price: Decimal | None
+) -> SplitResult | None:
+    """The common one-venue, uncapped case of :func:`split_quantity` without its general machinery.
+
+    Same arithmetic: the one share is the whole quantity, floored to the step and capped at the
+    venue maximum; the residual walk cannot add to a floored or capped leg. None when the leg falls
+    under a venue minimum: the general path then works out the denial.
+    """
+    if meta is None:
+        return None
+    step = meta.base_step
+    qty = floor_to_step(quantity, step)
+    limit = meta.base_max_qty
+    if limit is not None:
+        qty = min(qty, floor_to_step(max(limit, ZERO), step))
+    if qty <= 0 or qty < meta.base_min_qty:
+        return None
+    if (
+        reference_price is not None
+        and meta.min_notional > 0
+        and MONEY_CONTEXT.multiply(qty, reference_price) < meta.min_notional
+    ):
+        return None
+    return SplitResult(legs=(Leg(index=0, venue=target.venue, qty=qty),), unallocated=quantity - qty)

@@ -280,16 +280,14 @@ class CoreState:
         return total
 
     def check_views(self, account: str, symbol: str, now_ms: int, daily_net: bool = True) -> CheckViews:
-        positions = {
-            p.venue: p.signed_size for p in self.shadow.iter_positions(account) if p.symbol == symbol
-        }
+        positions, equity, gross = self.shadow.account_view(account, symbol)
         return CheckViews(
             positions=positions,
             working_signed_qty=self.working_signed_qty(symbol),
             open_intents=self.open_intents(symbol),
             daily_pnl=self.shadow.daily_pnl(now_ms, daily_net),
-            equity=self.shadow.equity(account),
-            gross_exposure=self.shadow.gross_exposure(account),
+            equity=equity,
+            gross_exposure=gross,
         )
 
     def snapshot(self) -> CoreSnapshot:

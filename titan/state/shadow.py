@@ -342,6 +342,32 @@ class ShadowBook:
         with localcontext(MONEY_CONTEXT):
             return cash + sum((p.unrealized_pnl for p in self.iter_positions(account)), ZERO)
 
+    def account_view(self, account: str, symbol: str) -> tuple[dict[str, Decimal], Decimal | None, Decimal]:
+        """One pass for the pre-trade checks: ``symbol``'s signed size per venue, equity, gross exposure.
+
+        Same arithmetic, in the same (sorted) order, as :meth:`equity` and :meth:`gross_exposure`.
+        """
+        by_venue: dict[str, Decimal] = {}
+        unrealized = long_notional = short_notional = ZERO
+        with localcontext(MONEY_CONTEXT):
+            positions = self.positions
+            for key in sorted(positions):
+                if key[0] != account:
+                    continue
+                position = positions[key]
+                if key[2] == symbol:
+                    by_venue[key[1]] = position.size if position.side > 0 else -position.size
+                unrealized += position.unrealized_pnl
+                mark = position.last_mark_price
+                notional = position.size * (mark if mark is not None else position.entry_price)
+                if position.side > 0:
+                    long_notional += notional
+                else:
+                    short_notional += notional
+            cash = self.cash.get(account)
+            equity = None if cash is None else cash + unrealized
+            return by_venue, equity, long_notional + short_notional
+
     def gross_exposure(self, account: str | None = None) -> Decimal:
         """Σ abs(S)·mark (entry when never marked) — the leverage numerator of check 17."""
         return self.exposure(account).gross_notional
