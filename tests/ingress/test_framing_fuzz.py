@@ -194,16 +194,62 @@ def test_binary_fuzz_one_verdict_per_frame(bodies: list[bytes], cuts: list[int])
     _check_binary(bodies, cuts)
 
 
+# --- soak: ≥ 100 000 frames per framing, from cheap strategies (a pool of real requests, mutated) -----
+
+
+def _pool_signals() -> list[dict[str, Any]]:
+    ts = int(NOW_MS)
+    base = [
+        prepare_signal("p-1"),
+        prepare_signal("p-2", metadata={"10": 1, "2": [None, True], "é": "漢字"}, velocity=1e-7),
+        {"signal_id": "c-1", "signal_type": "CONFIRM", "timestamp": ts, "source": "hunter"},
+        {"signal_id": "a-1", "signal_type": "ABORT", "timestamp": ts},
+        {"signal_type": "PING", "timestamp": ts},
+        {"signal_type": "PING", "timestamp": ts - 9000},
+        {"signal_type": "WHAT", "timestamp": ts},
+        {"signal_id": "", "signal_type": "CONFIRM", "timestamp": ts},
+        prepare_signal("p-3", direction="UP"),
+        prepare_signal("p-4", entry_zone={"min": 2, "max": 1}),
+        prepare_signal("p-5", timestamp="now"),
+    ]
+    return base + [dict(sig, signal_id=f"{sig.get('signal_id', 'x')}-{k}") for k in range(4) for sig in base]
+
+
+NDJSON_POOL = [ndjson_request(KEY, sig, f"c{i}", int(NOW_MS))[:-1] for i, sig in enumerate(_pool_signals())]
+BINARY_POOL = [binary_request(KEY, sig, f"c{i}", int(NOW_MS))[4:] for i, sig in enumerate(_pool_signals())]
+
+
+def _mutate(args: tuple[bytes, int, int, int]) -> bytes:
+    frame, pos, value, kind = args
+    i = pos % len(frame)
+    if kind == 0:  # flip a byte
+        return frame[:i] + bytes([value]) + frame[i + 1 :]
+    if kind == 1:  # truncate
+        return frame[: i + 1]
+    return frame[:i] + frame[i + 1 :] if len(frame) > 1 else frame  # drop a byte
+
+
+def _soak_frames(pool: list[bytes]) -> st.SearchStrategy[bytes]:
+    mutated = st.tuples(st.sampled_from(pool), st.integers(0, 4096), st.integers(0, 255), st.integers(0, 2))
+    return st.one_of(st.sampled_from(pool), mutated.map(_mutate), st.binary(min_size=1, max_size=40))
+
+
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 @SOAK
-@given(st.lists(ndjson_frames(), min_size=40, max_size=60), st.lists(st.integers(0, 10**6), max_size=8))
+@given(
+    st.lists(_soak_frames(NDJSON_POOL), min_size=40, max_size=60), st.lists(st.integers(0, 10**6), max_size=8)
+)
 def test_ndjson_fuzz_soak(frames: list[bytes], cuts: list[int]) -> None:
     """2 500 examples x ≥ 40 frames ≥ 100 000 frames."""
     _check_ndjson(frames, cuts)
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 @SOAK
-@given(st.lists(binary_bodies(), min_size=40, max_size=60), st.lists(st.integers(0, 10**6), max_size=8))
+@given(
+    st.lists(_soak_frames(BINARY_POOL), min_size=40, max_size=60), st.lists(st.integers(0, 10**6), max_size=8)
+)
 def test_binary_fuzz_soak(bodies: list[bytes], cuts: list[int]) -> None:
     _check_binary(bodies, cuts)
