@@ -11,6 +11,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,7 @@ class FakeCore:
     seen: list[Prepare | Confirm | Abort] = field(default_factory=list)
     prepared: set[str] = field(default_factory=set)
     confirmed: set[str] = field(default_factory=set)
+    injected: deque[Reply] = field(default_factory=deque)  # pushed by the core thread (one producer)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -108,6 +110,11 @@ class FakeCore:
         self.prepared.discard(sid)
         return {"signal_id": sid, "aborted": True}
 
+    def _push(self, reply: bytes) -> None:
+        while not self.replies.try_push(reply):
+            self.ingress_bell.ring()
+            time.sleep(0.001)
+
     def _run(self) -> None:
         dec = decoder(INGRESS_TO_CORE).decode
         enc = encoder().encode
@@ -118,6 +125,9 @@ class FakeCore:
                 self.board.set_state(CORE, ProcState.READY if self.ready else ProcState.STARTING)
                 self.board.beat(CORE, now)
                 next_beat = now + 50_000_000
+            while self.injected:
+                self._push(enc(self.injected.popleft()))
+                self.ingress_bell.ring()
             if not self.consuming:
                 time.sleep(0.005)
                 continue
@@ -131,10 +141,7 @@ class FakeCore:
                     continue
                 stages = Stages(t_read=cmd.t_read, t_ring=cmd.t_ring, t_core_in=time.monotonic_ns())
                 stages.t_core_out = time.monotonic_ns()
-                reply = enc(Reply(cmd.conn, cmd.req, self._fields(cmd), stages))
-                while not self.replies.try_push(reply):
-                    self.ingress_bell.ring()
-                    time.sleep(0.001)
+                self._push(enc(Reply(cmd.conn, cmd.req, self._fields(cmd), stages)))
                 rung = True
             if rung:
                 self.ingress_bell.ring()

@@ -20,7 +20,7 @@ from titan.client import FastPathClient, FastPathError, FastPathTimeout
 from titan.ingress import codes
 from titan.ingress.envelope import BINARY_MODE_MARKER, binary_request, ndjson_request
 from titan.ingress.signing import secret_key
-from titan.messages import Prepare
+from titan.messages import Prepare, Reply, Stages
 from titan.procs.ingress import COUNTER_NAMES, prepare_socket_path
 
 from .harness import SECRET, IngressRun, run_ingress, wait_for
@@ -325,6 +325,22 @@ def test_core_that_does_not_answer_gives_engine_not_ready(ing: IngressRun, raw: 
     (reply,) = raw.lines(1, timeout=DEADLINE_MS / 1000 + 5)
     assert reply["reason"] == codes.ENGINE_NOT_READY and reply["correlationId"] == "s"
     assert len(ing.core.seen) == 1
+
+
+def test_replies_are_routed_only_to_their_own_request(ing: IngressRun, raw: Raw) -> None:
+    """A reply for another request id or connection (e.g. sent for a previous ingress) is dropped."""
+    ing.core.answering = False
+    raw.send(ndjson_request(KEY, prepare("route-1"), "route", now_ms()))
+    wait_for(lambda: len(ing.core.seen) == 1)
+    cmd = ing.core.seen[0]
+    stale = {"signal_id": "route-1", "prepared": True, "quantity": "999"}
+    ing.core.injected.append(Reply(cmd.conn, cmd.req + 1_000, stale, Stages()))  # unknown request
+    ing.core.injected.append(Reply(cmd.conn + 1, cmd.req, stale, Stages()))  # right id, wrong connection
+    ing.core.injected.append(Reply(cmd.conn, cmd.req, {"signal_id": "route-1", "prepared": True}, Stages()))
+    (reply,) = raw.lines(1)
+    assert reply["correlationId"] == "route" and reply["prepared"] is True and "quantity" not in reply
+    raw.send(ndjson_request(KEY, ping(), "after", now_ms()))
+    assert raw.lines(1)[0]["correlationId"] == "after"  # nothing else was delivered in between
 
 
 def test_full_command_ring_holds_then_delivers_everything_in_order(ing: IngressRun, raw: Raw) -> None:

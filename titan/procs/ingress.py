@@ -224,7 +224,9 @@ class IngressServer:
         self.wall_ms = wall_ms
         self.connections: dict[int, Connection] = {}
         self._conn_ids = itertools.count(1)
-        self._req_ids = itertools.count(1)
+        # Request ids start at the (system-wide) monotonic clock, so a reply core sends for a previous
+        # ingress incarnation's request can never match a request of this one.
+        self._req_ids = itertools.count(time.monotonic_ns())
         self.pending: dict[int, Pending] = {}
         self._deadlines: deque[tuple[int, int]] = deque()  # (deadline_ns, req) in send order
         self.held: deque[int] = deque()  # requests waiting for room on the command ring
@@ -400,9 +402,12 @@ class IngressServer:
             n += 1
             if reply is None:
                 continue
-            pending = self.pending.pop(reply.req, None)
-            if pending is None or pending.conn.closed:
-                continue  # already answered at its deadline, or the client left
+            pending = self.pending.get(reply.req)
+            if pending is None or pending.conn.conn_id != reply.conn:
+                continue  # answered at its deadline already, or not ours
+            del self.pending[reply.req]
+            if pending.conn.closed:
+                continue  # the client left
             data = self._render(pending, reply.fields, reply.stages)
             stamped.append(reply.stages)
             batches.setdefault(pending.conn, []).append(data)
