@@ -21,7 +21,7 @@ from titan.ingress import codes
 from titan.ingress.envelope import BINARY_MODE_MARKER, binary_request, ndjson_request
 from titan.ingress.signing import secret_key
 from titan.messages import Prepare, Reply, Stages
-from titan.procs.ingress import COUNTER_NAMES, prepare_socket_path
+from titan.procs.ingress import COUNTER_NAMES, PUSH_REQ, prepare_socket_path
 
 from .harness import SECRET, IngressRun, run_ingress, wait_for
 
@@ -341,6 +341,24 @@ def test_replies_are_routed_only_to_their_own_request(ing: IngressRun, raw: Raw)
     assert reply["correlationId"] == "route" and reply["prepared"] is True and "quantity" not in reply
     raw.send(ndjson_request(KEY, ping(), "after", now_ms()))
     assert raw.lines(1)[0]["correlationId"] == "after"  # nothing else was delivered in between
+
+
+def test_pushed_reports_reach_the_connection_only_when_enabled(ing: IngressRun) -> None:
+    with run_ingress(push_reports=True) as pushing:
+        for run, expect in ((pushing, True), (ing, False)):
+            conn = Raw(run.socket_path)
+            conn.send(ndjson_request(KEY, prepare("push-1"), "p", now_ms()))
+            assert conn.lines(1)[0]["prepared"] is True
+            conn_id = run.core.seen[-1].conn
+            report = {"signal_id": "push-1", "status": "FILLED", "fill_price": 50050}
+            run.core.injected.append(Reply(conn_id, PUSH_REQ, report, Stages()))
+            conn.send(ndjson_request(KEY, ping(), "after", now_ms()))
+            lines = conn.lines(2) if expect else conn.lines(1)
+            pushed = [x for x in lines if x.get("type") == "execution_report"]
+            assert len(pushed) == (1 if expect else 0)
+            if expect:
+                assert "correlationId" not in pushed[0] and pushed[0]["status"] == "FILLED"
+            conn.close()
 
 
 def test_full_command_ring_holds_then_delivers_everything_in_order(ing: IngressRun, raw: Raw) -> None:

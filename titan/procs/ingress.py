@@ -50,6 +50,9 @@ from titan.shm.ring import Ring
 TICK_S: Final = 0.05  # heartbeat, deadlines, held-request retry when idle
 HELD_RETRY_S: Final = 0.0005  # retry pushing held requests while the command ring is full
 READY_CACHE_NS: Final = 5_000_000
+# Reply.req of an unsolicited report core pushes to a connection (ingress.push_reports);
+# request ids start far above it.
+PUSH_REQ: Final = 0
 TRACE_ROOM: Final = 32  # req id and stamps grow the encoded command a little after the size check
 
 # Status-board counter slots of the ingress row (titan top reads them).
@@ -402,6 +405,9 @@ class IngressServer:
             n += 1
             if reply is None:
                 continue
+            if reply.req == PUSH_REQ:
+                self._push_report(reply, batches)
+                continue
             pending = self.pending.get(reply.req)
             if pending is None or pending.conn.conn_id != reply.conn:
                 continue  # answered at its deadline already, or not ours
@@ -416,6 +422,15 @@ class IngressServer:
         if stamped:
             self.stage_samples.append((time.monotonic_ns(), stamped))
         return n
+
+    def _push_report(self, reply: Reply, batches: dict[Connection, list[bytes]]) -> None:
+        """An unsolicited line for one connection (§9 ``ingress.push_reports``): no correlationId."""
+        conn = self.connections.get(reply.conn)
+        if conn is None or conn.closed or not self.cfg.ingress.push_reports:
+            return
+        body = reply.fields if "type" in reply.fields else {"type": "execution_report", **reply.fields}
+        data = conn.session.reply(body, correlation_id=None, signal_id=None, envelope_ts=None)
+        batches.setdefault(conn, []).append(data)
 
     def _render(self, pending: Pending, fields: dict[str, Any], stages: Stages | None) -> bytes:
         body = fields
