@@ -519,9 +519,19 @@ class Supervisor:
                 await self.spawn(sim)
                 await self.wait_sim_ports(sim)
                 sim.task = asyncio.create_task(self.watch(sim))
+            # core turns READY only once every real venue has reconciled, which needs the gateways:
+            # start them before waiting for core (with paper alone core is ready at once).
+            core_starting: Child | None = None
             for child in self.plan():
+                if core_starting is not None and not child.name.startswith("gateway."):
+                    await self.wait_ready(core_starting, max(30, self.cfg.reconcile.start_timeout_s))
+                    core_starting.task = asyncio.create_task(self.watch(core_starting))
+                    core_starting = None
                 self.children[child.name] = child
                 await self.spawn(child)
+                if child.name == CORE:
+                    core_starting = child
+                    continue
                 await self.wait_ready(child, 30)
                 child.task = asyncio.create_task(self.watch(child))
             self.started = True

@@ -429,12 +429,16 @@ class GatewayService:
     async def reconcile(self, req: ReconcileRequest) -> None:
         """Reports for every listed coid and the fills since, then one snapshot (risk-and-state.md §17)."""
         await self.started.wait()
+        # core asks for every symbol it has metadata for; one this venue does not list holds nothing
+        # here (and querying it is an "invalid symbol" error that would fail the whole reconciliation).
+        listed = self.driver.instruments
+        symbols = [s for s in req.symbols if not listed or venue_symbol(s, self.venue) in listed]
         try:
             for coid in req.coids:
                 order = self.tracker.get(coid)
                 symbol = order.venue_symbol if order is not None else ""
                 if not symbol:
-                    symbol = await self._find_symbol(coid, req.symbols)
+                    symbol = await self._find_symbol(coid, symbols)
                 if not symbol:
                     continue
                 result = await self.driver.query(symbol, coid)
@@ -448,7 +452,7 @@ class GatewayService:
                     self._resolver_wake.set()
                 elif result.outcome.kind is not OutcomeKind.ACK:
                     raise VenueCallError(result.outcome)
-            for symbol in req.symbols:
+            for symbol in symbols:
                 self.apply_fills(
                     await self.driver.fetch_fills(venue_symbol(symbol, self.venue), req.fills_since_ms)
                 )
