@@ -57,6 +57,7 @@ def signed_intent(signal_id: str, secret: str, size: str = "0.002") -> bytes:
         "t_signal": ts,
         "entry_zone": [50000],
         "exchange": "paper",
+        "velocity": 0.01,  # a fast signal: the router sends a marketable order (fills on paper)
     }
     nonce = uuid.uuid4().hex
     envelope = {

@@ -498,3 +498,55 @@ async def test_fragmented_event_is_joined_and_survives_a_full_spool(rig: Rig, tm
         assert len(msgspec.json.decode(msgs[20][2])["blob"]) == 12_000
     finally:
         server.kill()
+
+
+async def test_messages_larger_than_a_core_ring_slot(tmp_path: Path, nats_server: NatsServer) -> None:
+    from titan.messages import Fragment
+    from titan.procs.bridge import SPLIT_TO_CORE
+    from titan.shm.fragment import Reassembler
+
+    rig = make_rig(tmp_path / "small", to_core_slot=1024)
+    try:
+        async with running_bridge(rig, rig.settings(nats_server.url)):
+            await wait_connected(rig)
+            nc = await nats.connect(nats_server.url)
+            js = nc.jetstream()
+            big_intent = signed_intent("sig-big", metadata={"note": "n" * 600})
+            await js.publish(subjects.place_intent_subject("paper", "BTC/USDT"), big_intent)
+            policy = {"policy": {"limits": {f"SYM{i}/USDT": {"max": i} for i in range(80)}}}
+            env = envelope_dict(policy, secret=SECRET, ts=now_ms(), nonce=uuid.uuid4().hex)
+            await js.publish(subjects.CMD_RISK_POLICY, encode(env))
+            if SPLIT_TO_CORE:  # core joins fragments: both arrive whole
+                raw: list[bytes] = []
+
+                def collected() -> bool:
+                    raw.extend(_raw_pop(rig))
+                    return len(raw) >= 4
+
+                await until(collected, 10, "fragments")
+                joiner = Reassembler()
+                dec = msgspec.msgpack.Decoder(Fragment)
+                wholes = [w for r in raw if (w := joiner.feed(dec.decode(r))) is not None]
+                assert len(wholes) == 2
+            else:  # the intent goes without its original envelope; the policy is refused visibly
+                (place,) = await forwarded(rig, 1)
+                assert isinstance(place, PlaceIntent) and place.intent.signal_id == "sig-big"
+                assert place.original == b""
+                await until(lambda: rig.counters()[bridge_mod.EVENTS_PUBLISHED] >= 1, 10, "reject published")
+                msgs = await stream_messages(nats_server.url, "TITAN_EVT", subjects.EVT_REJECT)
+                (reject,) = [msgspec.json.decode(d) for _, _, d in msgs]
+                assert (reject["reason"], reject["code"], reject["command"]) == (
+                    "invalid_command",
+                    "COMMAND_TOO_LARGE",
+                    subjects.CMD_RISK_POLICY,
+                )
+            await nc.close()
+    finally:
+        rig.close()
+
+
+def _raw_pop(rig: Rig) -> list[bytes]:
+    out = []
+    while (data := rig.from_bridge.try_pop()) is not None:
+        out.append(data)
+    return out

@@ -70,7 +70,9 @@ async def send_intents(
                 nats_server.start()
                 killed_at = None
             sid = f"out-{i}"
-            prep = await client.prepare(sid, "BTCUSDT", "LONG", 50000, 50100, position_size=100)
+            prep = await client.prepare(
+                sid, "BTCUSDT", "LONG", 50000, 50100, position_size=100, velocity=0.01
+            )
             if not getattr(prep, "prepared", False):
                 continue
             conf = await client.confirm(sid)
@@ -162,7 +164,9 @@ async def test_unsigned_operator_command_is_refused_by_the_engine(
     await client.connect()
     try:
         sid = f"after-{uuid.uuid4().hex[:6]}"
-        prep: Any = await client.prepare(sid, "BTCUSDT", "LONG", 50000, 50100, position_size=100)
+        prep: Any = await client.prepare(
+            sid, "BTCUSDT", "LONG", 50000, 50100, position_size=100, velocity=0.01
+        )
         assert getattr(prep, "prepared", False), prep
         conf: Any = await client.confirm(sid)
         assert getattr(conf, "executed", False), conf

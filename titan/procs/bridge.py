@@ -55,6 +55,7 @@ import os
 import signal
 import ssl
 import time
+import typing
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -76,13 +77,21 @@ from titan.events.replay import ReplayCache
 from titan.events.ring import to_operator_message, to_place_intent
 from titan.events.rpc import EngineView
 from titan.events.spool import Spool, SpoolPosition, decode_publication, encode_publication
-from titan.messages import CORE_TO_BRIDGE, Event, Fragment, IntakeDone, decoder, encoder
+from titan.messages import (
+    BRIDGE_TO_CORE,
+    CORE_TO_BRIDGE,
+    Event,
+    Fragment,
+    IntakeDone,
+    PlaceIntent,
+    decoder,
+    encoder,
+)
 from titan.messages import OperatorCommand as OperatorMessage
 from titan.procs.common import BRIDGE, CORE, ChildContext
 from titan.shm.board import ProcState, StatusBoard
 from titan.shm.doorbell import wait_any_async
-from titan.shm.fragment import Reassembler
-from titan.shm.ring import MessageTooLarge
+from titan.shm.fragment import Reassembler, split
 
 # --- status board counters (see the module docstring) ----------------------------------------------
 NATS_CONNECTED = 0
@@ -103,6 +112,9 @@ HEARTBEATS = 14
 RPC_REPLIES = 15
 
 MIB = 1024 * 1024
+# Whether core joins fragments on the bridge → core ring (a signed Brain intent with its original
+# envelope is ~1.1 kB, larger than the default 1 kB slot).
+SPLIT_TO_CORE = Fragment in typing.get_args(BRIDGE_TO_CORE)
 DRAIN_BATCH = 1024  # ring messages per drain before yielding to the loop
 SYNC_INTERVAL_S = 0.02  # grouped fsync of the spool
 COMMIT_INTERVAL_S = 0.1  # spool head commits (each costs an fsync of the head file)
@@ -273,6 +285,8 @@ class Bridge:
         self.permission_errors: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self.reassembler = Reassembler()
+        self.push_lock = asyncio.Lock()
+        self.oversize_warned = False
         self._joined: bytes | None = None  # a reassembled message whose last fragment is still on the ring
 
     # --- event ring → spool --------------------------------------------------------------------
@@ -550,14 +564,36 @@ class Bridge:
 
     # --- NATS → core ---------------------------------------------------------------------------------
 
-    async def push_core(self, data: bytes) -> None:
-        """Push to core's command ring, waiting (not dropping) while it is full."""
-        pause = 0.0005
-        while not self.ring_out.try_push(data):
+    def _for_core(self, place: PlaceIntent) -> list[bytes]:
+        """The encoded PlaceIntent, as fragments when it is larger than a ring slot."""
+        data = self.encode(place)
+        if len(data) <= self.ring_out.max_payload:
+            return [data]
+        if SPLIT_TO_CORE:
+            return split(data, self.ring_out.max_payload, self.encode)
+        # core cannot join fragments on this ring: the original envelope only feeds its DLQ
+        # payload, so the intent goes without it rather than not at all.
+        if not self.oversize_warned:
+            self.oversize_warned = True
+            self.log.warning(
+                "PlaceIntent of %d bytes exceeds the ring slot: forwarded without the original", len(data)
+            )
+        place.original = b""
+        return [self.encode(place)]
+
+    async def push_core(self, *messages: bytes) -> None:
+        """Push to core's command ring in order, waiting (not dropping) while it is full.
+
+        Under a lock: the fragments of one message must stay consecutive on the ring.
+        """
+        async with self.push_lock:
+            for data in messages:
+                pause = 0.0005
+                while not self.ring_out.try_push(data):
+                    self.core_bell.ring()
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 0.05)
             self.core_bell.ring()
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 0.05)
-        self.core_bell.ring()
 
     def _intake_done(self, done: IntakeDone) -> None:
         msg = self.pending.pop(done.ref, None)
@@ -620,7 +656,10 @@ class Bridge:
                 sub = None
                 await _first(self.stop.wait(), timeout=0.5)
                 continue
-            await handle(msgs)
+            try:
+                await handle(msgs)
+            except Exception:  # one bad batch must not end intake: un-ACKed messages are redelivered
+                self.log.exception("handling a batch from %s failed", durable)
 
     @staticmethod
     def inbound(msg: Msg) -> InboundMessage:
@@ -645,18 +684,9 @@ class Bridge:
                     outcome.intent, ref, outcome.dedupe_ids, msg.data, self.clock_ms(), t_read, 0
                 )
                 place.t_ring = time.monotonic_ns()
-                try:
-                    data = self.encode(place)
-                    if len(data) > self.ring_out.max_payload:
-                        raise MessageTooLarge(f"{len(data)} bytes")
-                except MessageTooLarge:
-                    # The original envelope only feeds core's DLQ payload: keep the intent moving.
-                    self.log.warning("PlaceIntent too large for the ring; forwarding without the original")
-                    place.original = b""
-                    data = self.encode(place)
                 self.pending[ref] = msg
                 self.intent_deadlines.append((time.monotonic() + streams.ACK_WAIT_S + 5.0, ref))
-                await self.push_core(data)
+                await self.push_core(*self._for_core(place))
                 self.counters.add(INTENTS_FORWARDED)
                 continue
             if outcome.error:
@@ -691,9 +721,35 @@ class Bridge:
                     outcome.form,
                     message.reason,
                 )
+                data = self.encode(message)
+                if len(data) > self.ring_out.max_payload and not SPLIT_TO_CORE:
+                    # A policy document larger than a ring slot cannot reach core unsplit.
+                    self.log.error(
+                        "operator %s of %d bytes exceeds the ring slot: refused", message.kind, len(data)
+                    )
+                    reject = RejectEvent(
+                        reason="invalid_command",
+                        intent_id=message.command_id or "N/A",
+                        brain_instance_id=message.actor or "N/A",
+                        timestamp=self.clock_ms(),
+                        code="COMMAND_TOO_LARGE",
+                        message=f"command of {len(data)} bytes exceeds the engine's ring slot",
+                        event_type="execution.command.rejected",
+                        command=msg.subject,
+                        message_id=str(self.inbound(msg).stream_seq or ""),
+                    )
+                    if self.emit([reject]):
+                        done.append(msg)
+                    continue
                 self.pending[ref] = msg
                 self.operator_deadlines.append((time.monotonic() + self.s.operator_ack_after_s, ref))
-                await self.push_core(self.encode(message))
+                await self.push_core(
+                    *(
+                        [data]
+                        if len(data) <= self.ring_out.max_payload
+                        else split(data, self.ring_out.max_payload, self.encode)
+                    )
+                )
                 self.counters.add(OPERATOR_FORWARDED)
             elif isinstance(outcome, OperatorIgnored):
                 self.log.warning("command on %s ignored: %s", msg.subject, outcome.note)
@@ -723,7 +779,7 @@ class Bridge:
             t_read=time.monotonic_ns(),
         )
         # A heartbeat only refreshes a timestamp: never wait for room (a later one will do).
-        if self.ring_out.try_push(self.encode(command)):
+        if not self.push_lock.locked() and self.ring_out.try_push(self.encode(command)):
             self.core_bell.ring()
             self.counters.add(HEARTBEATS)
         else:
