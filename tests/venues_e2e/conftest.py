@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 import pytest
 
+from titan.client import FastPathClient
+from titan.harness import SECRET
 from titan.procs.supervisor import SIM_WS_PATHS
 from titan.venues.sim import SimConfig, SimServer
 
@@ -111,3 +113,21 @@ def positions(http_port: int) -> dict[str, Any]:
     with urllib.request.urlopen(req, timeout=5) as r:
         body: dict[str, Any] = json.loads(r.read())
     return body
+
+
+async def send_intent(socket_path: str, sid: str, velocity: float | None, low: float, high: float) -> Any:
+    """A LONG BTC/USDT intent: PREPARE (retried while quotes are not yet fresh), then CONFIRM."""
+    async with FastPathClient(socket_path, SECRET, timeout=10.0) as client:
+        prep: Any = None
+        for attempt in range(200):
+            name = f"{sid}-{attempt}"
+            if velocity is None:
+                prep = await client.prepare(name, "BTC/USDT", "LONG", low, high, position_size=3000)
+            else:
+                prep = await client.prepare(
+                    name, "BTC/USDT", "LONG", low, high, position_size=3000, velocity=velocity
+                )
+            if getattr(prep, "prepared", False):
+                return await client.confirm(name)
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"never prepared: {prep}")

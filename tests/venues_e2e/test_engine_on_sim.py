@@ -11,10 +11,9 @@ import msgspec
 import nats
 import pytest
 
-from titan.client import FastPathClient
-from titan.harness import SECRET, Engine, eventually, start_engine
+from titan.harness import Engine, eventually, start_engine
 
-from .conftest import BASE_ENV, ROUTING, VENUES
+from .conftest import BASE_ENV, ROUTING, VENUES, send_intent
 
 
 @pytest.fixture
@@ -29,18 +28,7 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
 
 
 async def send(engine: Engine, sid: str, velocity: float | None, low: float, high: float) -> Any:
-    """PREPARE (retrying while quotes are not yet fresh) then CONFIRM."""
-    extra: dict[str, object] = {} if velocity is None else {"velocity": velocity}
-    async with FastPathClient(engine.socket_path, SECRET, timeout=10.0) as client:
-        prep: Any = None
-        for attempt in range(200):
-            prep = await client.prepare(
-                f"{sid}-{attempt}", "BTC/USDT", "LONG", low, high, position_size=3000, **extra
-            )
-            if getattr(prep, "prepared", False):
-                return await client.confirm(f"{sid}-{attempt}")
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"never prepared: {prep}")
+    return await send_intent(engine.socket_path, sid, velocity, low, high)
 
 
 async def collect(engine: Engine, subjects: list[str], sink: list[dict[str, Any]]) -> Any:
