@@ -107,6 +107,7 @@ DAY_MS: Final = 86_400_000
 _NO_METAS: Final[Mapping[str, InstrumentMeta]] = MappingProxyType({})
 _NO_COOLDOWNS: Final[Mapping[str, int]] = MappingProxyType({})
 _NO_VENUES: Final[frozenset[str]] = frozenset()
+_NO_TICKERS: Final[Mapping[str, Quote]] = MappingProxyType({})
 
 
 class Prepared(msgspec.Struct, gc=False):
@@ -194,6 +195,8 @@ class Engine:
         self.epoch = 0
         self.exposure_dirty = False
         self.next_exposure_ns = 0
+        self._venue_symbols: dict[tuple[str, str], str] = {}
+        self._confirm_tickers: Mapping[str, Quote] = _NO_TICKERS  # rows CONFIRM just read
 
     # --- start ----------------------------------------------------------------------------------
 
@@ -246,6 +249,79 @@ class Engine:
         self.next_periodic_reconcile_ns = now_ns + self.s.reconcile_interval_ms * 1_000_000
         self.on_timer()
 
+    def resume(self, entries: Iterable[JournalEntry]) -> int:
+        """Apply the journal's tail whose outputs may not all have left core, and send them again.
+
+        ``entries`` follow the last record whose outputs were all pushed (the caller's mark; the
+        entries before it went through :meth:`restore`). Each is applied with replay's code, then
+        what the live engine sent for it is sent again, rebuilt from the record and the state:
+        accepted intents' orders, cancels, execution reports, venue rejections, fills, closed
+        trades and exposure. Receivers deduplicate: gateways by client order id, JetStream by the
+        events' deterministic Nats-Msg-Id (report seq, trade id, fill trade id). Returns how many
+        entries were applied. What is not rebuilt (not in the records): shadow fills, NATS
+        intake rejections and DLQ copies, drift events.
+        """
+        n = 0
+        state = self.state
+        last_fills: dict[str, tuple[Decimal, Decimal]] = {}
+        for entry in entries:
+            record, t_ms = entry.record, entry.t_ms
+            now_ns = self.clock.mono_ns()
+            coid = (
+                record.coid
+                if isinstance(record, LegTransitionRecord)
+                else record.fill.client_order_id
+                if isinstance(record, FillRecord)
+                else None
+            )
+            leg = None if coid is None else state.legs.get(coid)
+            tracked = None if leg is None else state.intents.get(leg.signal_id)
+            accepted = None if tracked is None else tracked.accepted
+            before = None if leg is None else (leg.fsm.state, len(leg.fsm.transitions))
+            effect = state.apply_entry(entry)
+            self.epoch += 1
+            n += 1
+            if isinstance(record, IntentAccepted):
+                self._send_orders(record, t_ms, now_ns, None)
+            elif isinstance(record, LegTransitionRecord) and leg is not None and before is not None:
+                if len(leg.fsm.transitions) == before[1]:
+                    continue  # refused transition: it sent nothing
+                via_sent = record.via_sent and before[0] is S.ACCEPTED
+                self._emit_reports(leg, accepted, via_sent, last_fills.pop(record.coid, None), t_ms)
+                if record.to_state is S.REJECTED and accepted is not None:
+                    self.out.event(
+                        RejectEvent(
+                            reason="venue_rejected",
+                            intent_id=leg.signal_id,
+                            brain_instance_id=accepted.correlation_id or leg.signal_id,
+                            timestamp=t_ms,
+                            code=ReasonCode.VENUE_REJECTED,
+                            message=record.reason or "",
+                            venue=leg.venue,
+                            message_id=record.coid,
+                        )
+                    )
+                elif record.to_state is S.PENDING_CANCEL and leg.plan is not None:
+                    self.out.order(
+                        leg.venue,
+                        CancelRequest(
+                            record.coid,
+                            leg.venue,
+                            leg.fsm.symbol,
+                            leg.plan.venue_symbol,
+                            record.reason or "",
+                            now_ns,
+                        ),
+                    )
+            elif isinstance(record, FillRecord) and effect is not None and effect.applied:
+                fill = record.fill
+                last_fills[fill.client_order_id] = (fill.qty, fill.price)
+                self.out.event(fill_event(fill, leg, accepted, None, t_ms))
+                for trade in effect.trades:
+                    self.out.event(trade_event(trade, t_ms, accepted.correlation_id if accepted else None))
+                self.exposure_dirty = True
+        return n
+
     @property
     def ready(self) -> bool:
         """Accepting intents: every venue reconciled once since start."""
@@ -274,9 +350,9 @@ class Engine:
     def quote(self, venue: str, symbol: str) -> Quote | None:
         return self.quotes.get(self.s.price_sources.get(venue, venue), symbol)
 
-    def tickers(self, symbol: str) -> dict[str, TickerView]:
+    def tickers(self, symbol: str) -> dict[str, Quote]:
         """The ticker rows of ``symbol`` on every venue listing it (venue → row; absent rows left out)."""
-        rows: dict[str, TickerView] = {}
+        rows: dict[str, Quote] = {}
         for venue in self.s.instruments.get(symbol, _NO_METAS):
             quote = self.quote(venue, symbol)
             if quote is not None:
@@ -457,6 +533,7 @@ class Engine:
                 "reason": ReasonCode.EXECUTION_DISABLED_BY_OPERATOR,
                 "master_arm": False,
             }
+        self._confirm_tickers = _NO_TICKERS
         verdict: Approval | Denial | None = self._reusable(prep, now_ms, now_ns)
         if verdict is None:
             self.counters.full_rechecks += 1
@@ -472,6 +549,7 @@ class Engine:
         )
         if self.s.shadow_fills:
             self._shadow_fill(intent, prep, now_ms)
+        self._confirm_tickers = _NO_TICKERS
         self.pending[sid] = PendingReply(
             cmd.conn, cmd.req, now_ns + self.s.confirm_reply_deadline_ms * 1_000_000, stages
         )
@@ -508,7 +586,15 @@ class Engine:
         tickers = self.tickers(risk.symbol)
         if not still_valid(risk, self.s.checks, self.policy, prep.tickers, tickers, now_ms, now_ns):
             return None
+        self._confirm_tickers = tickers
         return approval
+
+    def _venue_symbol(self, symbol: str, venue: str) -> str:
+        key = (symbol, venue)
+        spelled = self._venue_symbols.get(key)
+        if spelled is None:
+            spelled = self._venue_symbols[key] = venue_symbol(symbol, venue)
+        return spelled
 
     def _abort(self, sid: str) -> dict[str, Any]:
         if sid in self.state.accepted_ids:
@@ -556,8 +642,10 @@ class Engine:
         return fields
 
     def _shadow_fill(self, intent: Intent, prep: Prepared, now_ms: int) -> None:
-        venue = next(iter(self.s.instruments.get(prep.risk.symbol, {})), None)
-        quote = None if venue is None else self.quote(venue, prep.risk.symbol)
+        venue = next(iter(self.s.instruments.get(prep.risk.symbol, _NO_METAS)), None)
+        if venue is None:
+            return
+        quote = self._confirm_tickers.get(venue) or self.quote(venue, prep.risk.symbol)
         if quote is None:
             return
         self.out.event(
@@ -607,7 +695,7 @@ class Engine:
                     order_type=decision.order_type,
                     tif=decision.tif,
                     price=price,
-                    venue_symbol=venue_symbol(risk.symbol, leg.venue),
+                    venue_symbol=self._venue_symbol(risk.symbol, leg.venue),
                 )
             )
         close_reason = (
@@ -635,37 +723,43 @@ class Engine:
         )
         self._record(record, now_ms, now_ns)
         self.counters.intents_accepted += 1
-        side = "BUY" if approval.side > 0 else "SELL"
-        for plan in plans:
-            meta = metas[plan.venue]
+        self._send_orders(record, now_ms, now_ns, stages)
+        return record
+
+    def _send_orders(self, record: IntentAccepted, now_ms: int, now_ns: int, stages: Stages | None) -> None:
+        """The orders of an accepted intent to their gateways, then each leg's ACCEPTED report."""
+        metas = self.s.instruments.get(record.symbol, _NO_METAS)
+        side = "BUY" if record.side > 0 else "SELL"
+        for plan in record.legs:
+            meta = metas.get(plan.venue)
+            venue_qty = plan.qty if meta is None else meta.to_venue_units(plan.qty)
             self.out.order(
                 plan.venue,
                 OrderRequest(
                     coid=plan.coid,
-                    signal_id=risk.signal_id,
+                    signal_id=record.signal_id,
                     leg=plan.leg,
                     venue=plan.venue,
-                    account=risk.account,
-                    symbol=risk.symbol,
+                    account=record.account,
+                    symbol=record.symbol,
                     venue_symbol=plan.venue_symbol,
                     side=side,
                     order_type=plan.order_type,
                     tif=plan.tif,
-                    qty=plain(meta.to_venue_units(plan.qty)),
+                    qty=plain(venue_qty),
                     price=None if plan.price is None else plain(plan.price),
-                    reduce_only=approval.reduce_only,
-                    t_signal_ms=t_signal_ms,
+                    reduce_only=record.reduce_only,
+                    t_signal_ms=record.t_signal_ms,
                     t_core_in=now_ns if stages is None else stages.t_core_in,
                     t_core_out=self.clock.mono_ns(),
                 ),
             )
             if stages is not None and not stages.t_order_out:
                 stages.t_order_out = self.clock.mono_ns()  # the real push time of the first order
-        for plan in plans:
+        for plan in record.legs:
             leg_state = self.state.legs.get(plan.coid)
             if leg_state is not None:
                 self.out.event(report_event(self, leg_state, record, None, now_ms))
-        return record
 
     # --- NATS intake (nats.md §5 rows 0–2, 8–11) -------------------------------------------------
 
@@ -960,6 +1054,7 @@ class Engine:
         now_ms: int,
         now_ns: int,
         last_fill: tuple[Decimal, Decimal] | None = None,
+        emit: bool = True,
     ) -> bool:
         from_state = S.SENT if via_sent else leg.fsm.state
         if to not in _legal(from_state):
@@ -977,11 +1072,22 @@ class Engine:
         self._record(
             LegTransitionRecord(coid, to, now_ns, now_ms, reason, via_sent, venue_order_id), now_ms, now_ns
         )
+        if emit:
+            self._emit_reports(leg, accepted, via_sent, last_fill, now_ms)
+        return True
+
+    def _emit_reports(
+        self,
+        leg: TrackedLeg,
+        accepted: IntentAccepted | None,
+        via_sent: bool,
+        last_fill: tuple[Decimal, Decimal] | None,
+        now_ms: int,
+    ) -> None:
         if accepted is not None:
             if via_sent:
                 self.out.event(report_event(self, leg, accepted, None, now_ms, sent_only=True))
             self.out.event(report_event(self, leg, accepted, last_fill, now_ms))
-        return True
 
     def _fill(
         self,
@@ -1022,8 +1128,16 @@ class Engine:
         if effect is None or not effect.applied:
             return
         to = S.FILLED if leg.filled_qty >= leg.qty else S.PARTIAL_FILL
-        if to not in _legal(state_before):
+        reconciled = to not in _legal(state_before)
+        if reconciled:
             to = S.RECONCILED  # a fill on a terminal order is applied, never dropped (§13)
+        via_sent = via_sent and not reconciled
+        moved = self._transition(
+            leg, accepted, to, via_sent, None, rep.venue_order_id or None, now_ms, now_ns, emit=False
+        )
+        # Both records are journaled: answer the waiting CONFIRM first, then publish the events.
+        self._maybe_reply(leg.signal_id, rep)
+        if reconciled:
             self.out.event(
                 drift_event(
                     leg.signal_id,
@@ -1036,17 +1150,8 @@ class Engine:
                 )
             )
         self._after_fill(fill, effect, leg, accepted, rep, now_ms, now_ns)
-        self._transition(
-            leg,
-            accepted,
-            to,
-            via_sent and to is not S.RECONCILED,
-            None,
-            rep.venue_order_id or None,
-            now_ms,
-            now_ns,
-            (qty, price),
-        )
+        if moved:
+            self._emit_reports(leg, accepted, via_sent, (qty, price), now_ms)
 
     def _after_fill(
         self,
@@ -1092,6 +1197,20 @@ class Engine:
             )
             if self.control.on_fill(fill.side, fill.price, expected, self.policy.max_slippage_bps):
                 self._persist_control(now_ms, now_ns)
+        self._exposure_after_fill(now_ns)
+
+    def _exposure_after_fill(self, now_ns: int) -> None:
+        """``exposure.update`` after fills, at most one per EXPOSURE_COALESCE_NS window: the first fill
+        of a quiet period publishes at once, later ones mark it due and :meth:`on_timer` publishes the
+        state at the end of the window (so the last state is always published)."""
+        if now_ns >= self.next_exposure_ns:
+            self._publish_exposure(now_ns)
+        else:
+            self.exposure_dirty = True
+
+    def _publish_exposure(self, now_ns: int) -> None:
+        self.exposure_dirty = False
+        self.next_exposure_ns = now_ns + EXPOSURE_COALESCE_NS
         self.out.event(exposure_event(self.state.shadow.exposure(self.s.account)))
 
     def _drift_action(self, now_ms: int, now_ns: int) -> None:
@@ -1268,11 +1387,13 @@ class Engine:
             for venue in sorted(self.s.reconcile_venues - set(self.reconciling)):
                 if venue in self.reconciled_once:
                     self._request_reconcile(venue, "periodic", now_ns)
+        if self.exposure_dirty and now_ns >= self.next_exposure_ns:
+            self._publish_exposure(now_ns)
         if now_ns >= self.next_truth_ns:
             self.next_truth_ns = now_ns + self.s.truth_interval_ms * 1_000_000
             self._mark_positions(now_ms)
             self.out.event(truth_event(self, now_ms))
-            self.out.event(exposure_event(self.state.shadow.exposure(self.s.account)))
+            self._publish_exposure(now_ns)
 
     def _mark_positions(self, now_ms: int) -> None:
         self.epoch += 1  # unrealised PnL moved: equity and gross exposure (checks 15-17)
@@ -1284,6 +1405,8 @@ class Engine:
 
     def next_deadline_ns(self) -> int:
         deadline = min(self.next_truth_ns, self.next_sweep_ns, *self.reconciling.values())
+        if self.exposure_dirty and self.next_exposure_ns < deadline:
+            deadline = self.next_exposure_ns
         for p in self.pending.values():
             if p.deadline_ns < deadline:
                 deadline = p.deadline_ns

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as _dt
+import time as _time
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from titan.events.payloads import (
     DriftEvent,
@@ -17,7 +17,7 @@ from titan.events.payloads import (
 )
 from titan.messages import VenueReport
 from titan.state.decimals import ZERO
-from titan.state.fsm import LegState
+from titan.state.fsm import LegState, Transition
 from titan.state.records import IntentAccepted
 from titan.state.replay import TrackedLeg
 from titan.state.shadow import Exposure, Fill, Position, TradeRecord
@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 
 def rfc3339(ms: int) -> str:
     """Epoch ms → ``2026-01-01T00:00:00.000Z`` (UTC)."""
-    t = _dt.datetime.fromtimestamp(ms / 1000, _dt.UTC)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    t = _time.gmtime(ms // 1000)
+    return f"{t[0]:04d}-{t[1]:02d}-{t[2]:02d}T{t[3]:02d}:{t[4]:02d}:{t[5]:02d}.{ms % 1000:03d}Z"
 
 
 def _wall_of(leg: TrackedLeg, state: LegState) -> int | None:
@@ -37,6 +37,24 @@ def _wall_of(leg: TrackedLeg, state: LegState) -> int | None:
         if t.to_state is state:
             return t.t_wall_ms
     return None
+
+
+_SENT: Final = LegState.SENT
+_ACKED: Final = LegState.ACKED
+
+
+def _sent_and_ack(transitions: list[Transition]) -> tuple[int | None, int | None]:
+    """Wall times of a leg's first SENT and first ACKED transitions, in one scan (skips the two
+    acceptance transitions every leg starts with)."""
+    t_sent = t_ack = None
+    for t in transitions[2:]:
+        to = t.to_state
+        if to is _SENT:
+            if t_sent is None:
+                t_sent = t.t_wall_ms
+        elif to is _ACKED and t_ack is None:
+            t_ack = t.t_wall_ms
+    return t_sent, t_ack
 
 
 def report_event(
@@ -50,38 +68,46 @@ def report_event(
     """One execution report per leg transition (nats.md §9.2); ``seq`` counts reports, gapless from 1.
 
     A leg's first two transitions (RECEIVED → VALIDATED → ACCEPTED) happen in one step and are
-    reported once, as ACCEPTED (seq 1).
+    reported once, as ACCEPTED (seq 1). States are written as their (str) enum members.
     """
-    transitions = leg.fsm.transitions
+    fsm = leg.fsm
+    transitions = fsm.transitions
+    n = len(transitions)
     prev: str | None
     if sent_only:
-        status, prev, seq = LegState.SENT.value, LegState.ACCEPTED.value, len(transitions) - 2
+        status, prev, seq = _SENT, LegState.ACCEPTED, n - 2
     else:
-        status = leg.fsm.state.value
-        prev = transitions[-1].from_state.value if len(transitions) > 2 else None
-        seq = len(transitions) - 1
-    tracked = engine.state.intents.get(leg.signal_id)
+        status = fsm.state
+        prev = transitions[-1].from_state if n > 2 else None
+        seq = n - 1
+    state = engine.state
+    tracked = state.intents.get(leg.signal_id)
     if tracked is not None:
-        intent_status = tracked.status.value
+        intent_status: str = tracked.status
     else:
-        done = engine.state.finished.get(leg.signal_id)
-        intent_status = done.status.value if done is not None else "PENDING"
+        done = state.finished.get(leg.signal_id)
+        intent_status = done.status if done is not None else "PENDING"
     plan = leg.plan
-    tif = plan.tif if plan is not None else "IOC"
+    if plan is not None:
+        tif, order_type, venue_sym, price = plan.tif, plan.order_type, plan.venue_symbol, plan.price
+    else:
+        tif, order_type, venue_sym, price = "IOC", "MARKET", "", None
+    t_sent, t_ack = _sent_and_ack(transitions)
+    fee_total = leg.fee_total
     return OrderReportEvent(
         signal_id=leg.signal_id,
-        client_order_id=leg.fsm.client_order_id,
+        client_order_id=fsm.client_order_id,
         venue=leg.venue,
         account=leg.account,
-        symbol=leg.fsm.symbol,
-        venue_symbol=plan.venue_symbol if plan is not None else "",
+        symbol=fsm.symbol,
+        venue_symbol=venue_sym,
         leg=leg.leg,
         side="BUY" if leg.side > 0 else "SELL",
-        order_type=plan.order_type if plan is not None else "MARKET",
+        order_type=order_type,
         time_in_force="GTC" if tif == "POST_ONLY" else tif,
         post_only=tif == "POST_ONLY",
         reduce_only=accepted.reduce_only,
-        price=plan.price if plan is not None else None,
+        price=price,
         quantity=leg.qty,
         status=status,
         prev_status=prev,
@@ -92,16 +118,16 @@ def report_event(
         avg_fill_price=leg.avg_price,
         last_fill_qty=None if last_fill is None else last_fill[0],
         last_fill_price=None if last_fill is None else last_fill[1],
-        fee_total=leg.fee_total,
-        fee_asset="USDT" if leg.fee_total else None,
+        fee_total=fee_total,
+        fee_asset="USDT" if fee_total else None,
         reason_code=None,
         reason=transitions[-1].reason if transitions and not sent_only else None,
         venue_error_code=None,
         intent_status=intent_status,
         t_signal=accepted.t_signal_ms,
         t_ingress=accepted.t_ingress_ms or None,
-        t_sent=_wall_of(leg, LegState.SENT),
-        t_ack=_wall_of(leg, LegState.ACKED),
+        t_sent=t_sent,
+        t_ack=t_ack,
         t_exchange=None,
         ts=now_ms,
         correlation_id=accepted.correlation_id,
@@ -120,8 +146,17 @@ def fill_event(
         cum, avg, leaves = leg.filled_qty, leg.avg_price or fill.price, max(leg.qty - leg.filled_qty, ZERO)
         status = "FILLED" if leaves <= 0 else "PARTIALLY_FILLED"
         leg_no, venue_order_id = leg.leg, leg.venue_order_id
+        transitions = leg.fsm.transitions
+        # transitions[1] is VALIDATED → ACCEPTED for every planned leg (adopted legs have none).
+        t_decision = (
+            transitions[1].t_wall_ms
+            if len(transitions) > 1 and transitions[1].to_state is LegState.ACCEPTED
+            else _wall_of(leg, LegState.ACCEPTED) or 0
+        )
+        t_ack = _sent_and_ack(transitions)[1] or now_ms
     else:
         cum, avg, leaves, status, leg_no, venue_order_id = fill.qty, fill.price, ZERO, "FILLED", 0, ""
+        t_decision, t_ack = 0, now_ms
     if rep is not None and rep.venue_order_id:
         venue_order_id = rep.venue_order_id
     return FillEvent(
@@ -145,8 +180,8 @@ def fill_event(
         leg=leg_no,
         t_signal=accepted.t_signal_ms if accepted is not None else 0,
         t_ingress=accepted.t_ingress_ms if accepted is not None else 0,
-        t_decision=_wall_of(leg, LegState.ACCEPTED) or 0 if leg is not None else 0,
-        t_ack=(_wall_of(leg, LegState.ACKED) or now_ms) if leg is not None else now_ms,
+        t_decision=t_decision,
+        t_ack=t_ack,
         t_exchange=fill.ts_ms,
         ts=now_ms,
         correlation_id=accepted.correlation_id if accepted is not None else None,

@@ -5,6 +5,13 @@ One thread owns all state: pop command, bridge and report rings, run the sans-I/
 (its ring cursor advanced) only after what it caused has been journaled and pushed, so a core killed
 mid-message sees that message again when restarted (journal dedupe absorbs the repeat).
 
+The records one message causes reach the OS in one ``write`` (:class:`BufferedJournal`), always
+before the first output they cause is pushed. After a message's outputs are all in their rings,
+core stores the journal sequence number they cover in a small mapped file (:class:`PushedMark`).
+A core killed after journaling but before pushing (a fill journaled, its event not yet out) finds
+records past the mark on restart and sends their outputs again (:meth:`Engine.resume`); receivers
+deduplicate them (client order ids, deterministic Nats-Msg-Id), so nothing is lost or doubled.
+
 Start: replay the journal, adopt the flag files (``execution.armed``, ``system.halt`` in the run
 directory), reconcile every venue, and only then mark the process READY (ingress answers
 ``ENGINE_NOT_READY`` until then). The journal is written through on every record; a helper thread
@@ -16,13 +23,15 @@ Core never blocks on a full output ring: overflow waits in a local queue and new
 from __future__ import annotations
 
 import gc
+import mmap
 import os
 import signal
+import struct
 import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
@@ -56,10 +65,12 @@ from titan.shm.board import ProcState
 from titan.shm.doorbell import Doorbell, wait_any
 from titan.shm.fragment import split
 from titan.shm.ring import Ring
-from titan.shm.ticker import TickerIndex, TickerTable, units_to_price
-from titan.state.journal import JournalWriter
+from titan.shm.ticker import TickerIndex, TickerSnapshot, TickerTable, units_to_price, units_to_size
+from titan.state.journal import BufferedJournal, JournalWriter
+from titan.state.records import JournalEntry
 
 JOURNAL_NAME = "core.journal"
+PUSHED_NAME = "core.pushed"
 BATCH = 64
 
 
@@ -69,6 +80,8 @@ class TableQuotes:
     def __init__(self, table: TickerTable, index: TickerIndex) -> None:
         self.table = table
         self.index = index
+        # Last conversion per row: an unchanged row (same snapshot) reuses its Quote (5 Decimals).
+        self._last: dict[int, tuple[TickerSnapshot, Quote]] = {}
 
     def get(self, venue: str, symbol: str) -> Quote | None:
         row = self.index.row(venue, symbol)
@@ -77,15 +90,20 @@ class TableQuotes:
         snap = self.table.read(row)
         if snap is None or snap.bid <= 0 or snap.ask <= 0:
             return None
-        return Quote(
+        last = self._last.get(row)
+        if last is not None and last[0] == snap:
+            return last[1]
+        quote = Quote(
             bid=units_to_price(snap.bid),
             ask=units_to_price(snap.ask),
             receive_mono_ns=snap.recv_mono_ns,
-            bid_size=units_to_price(snap.bid_size),
-            ask_size=units_to_price(snap.ask_size),
+            bid_size=units_to_size(snap.bid_size),
+            ask_size=units_to_size(snap.ask_size),
             mark=units_to_price(snap.mark) if snap.mark > 0 else None,
             exchange_ts_ms=snap.exchange_ts_ms,
         )
+        self._last[row] = (snap, quote)
+        return quote
 
 
 _FRAGMENT_ENCODE = encoder().encode
@@ -120,7 +138,10 @@ class OutRing:
 
 
 class RingOutbox:
-    def __init__(self, ctx: ChildContext) -> None:
+    """The engine's outbox over core's output rings; the journal is written before every push."""
+
+    def __init__(self, ctx: ChildContext, journal: SyncingJournal) -> None:
+        self.journal = journal
         self.enc = encoder().encode
         self.replies = OutRing(ctx.ring_out(INGRESS), ctx.bell(INGRESS))
         self.events = OutRing(ctx.ring_out(BRIDGE), ctx.bell(BRIDGE))
@@ -131,13 +152,19 @@ class RingOutbox:
         self.mono = time.monotonic_ns
 
     def reply(self, reply: Reply) -> None:
+        if self.journal.frames:
+            self.journal.write()
         reply.stages.t_core_out = self.mono()
         self.replies.put(self.enc(reply))
 
     def order(self, venue: str, msg: OrderRequest | CancelRequest | ReconcileRequest) -> None:
+        if self.journal.frames:
+            self.journal.write()
         self.orders[venue].put(self.enc(msg))
 
     def event(self, event: EVENT | IntakeDone) -> None:
+        if self.journal.frames:
+            self.journal.write()
         self.events.put(self.enc(event))
 
     def flush(self) -> bool:
@@ -150,15 +177,18 @@ class RingOutbox:
 class StateDirFlags:
     """``execution.armed`` (present iff armed; content = reason) and ``system.halt`` (JSON; absent = open)."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, journal: SyncingJournal | None = None) -> None:
         self.armed_path = run_dir / ARMED_FILE
         self.halt_path = run_dir / HALT_FILE
+        self.journal = journal
 
     def load(self) -> tuple[bool, HaltState | None]:
         halt = parse_halt_file(self.halt_path.read_bytes()) if self.halt_path.exists() else None
         return self.armed_path.exists(), halt
 
     def save(self, armed: bool, armed_reason: str, halt: HaltState) -> None:
+        if self.journal is not None:
+            self.journal.write()  # the RiskRecord before the files that mirror it
         if armed:
             _atomic_write(self.armed_path, armed_reason.encode())
         else:
@@ -198,18 +228,56 @@ class GroupSync(threading.Thread):
                 self.synced = target
 
 
-class SyncingJournal:
-    """The engine's journal port: append through the writer, let :class:`GroupSync` fsync."""
+class SyncingJournal(BufferedJournal):
+    """The engine's journal port: batched writes through the writer, :class:`GroupSync` fsyncs."""
 
     def __init__(self, writer: JournalWriter, sync: GroupSync) -> None:
-        self.writer = writer
+        super().__init__(writer)
         self.sync = sync
 
-    def append(self, record: Any, t_ms: int, now_mono_ns: int) -> int:
-        seq = self.writer.append(record, t_ms, now_mono_ns)
+    def write(self) -> int:
+        seq = super().write()
         self.writer.mark_synced()  # the writer's own timer is unused: GroupSync owns fsync
         self.sync.written = seq
         return seq
+
+
+class PushedMark:
+    """The journal sequence number whose outputs are all in core's output rings, in a mapped file.
+
+    A store is a memory write (no system call); the page cache keeps it across a killed process.
+    """
+
+    _FORMAT: Final = struct.Struct("<Q")
+
+    def __init__(self, path: Path) -> None:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if os.fstat(fd).st_size < self._FORMAT.size:
+                os.ftruncate(fd, self._FORMAT.size)
+            self._map = mmap.mmap(fd, self._FORMAT.size)
+        finally:
+            os.close(fd)
+        self.seq = self._FORMAT.unpack_from(self._map)[0]
+
+    def store(self, seq: int) -> None:
+        if seq != self.seq:
+            self.seq = seq
+            self._FORMAT.pack_into(self._map, 0, seq)
+
+    def close(self) -> None:
+        self._map.close()
+
+
+def split_at_mark(entries: list[JournalEntry], mark: int) -> tuple[list[JournalEntry], list[JournalEntry]]:
+    """Entries whose outputs were pushed (seq ≤ mark) and the tail to :meth:`Engine.resume`.
+
+    A mark beyond the journal (a journal truncated by hand) pushes nothing again.
+    """
+    k = len(entries)
+    while k > 0 and entries[k - 1].seq > mark:
+        k -= 1
+    return entries[:k], entries[k:]
 
 
 class BoardPublisher:
@@ -246,6 +314,14 @@ class BoardPublisher:
                 self.reported[key] = n
 
 
+def done(journal: SyncingJournal, out: RingOutbox, mark: PushedMark) -> None:
+    """After one message: its records to the OS, its outputs to the rings, then the mark (only
+    when nothing waits in a backlog: a backlog dies with the process)."""
+    journal.write()
+    if out.flush():
+        mark.store(journal.written_seq)
+
+
 def journal_path(run_dir: Path) -> Path:
     return run_dir / "journal" / JOURNAL_NAME
 
@@ -279,26 +355,32 @@ def main() -> None:
     all_in = commands + bridge_in + reports
     bell = ctx.bell()
     table, index = ctx.ticker()
-    out = RingOutbox(ctx)
-    flags = StateDirFlags(run_dir)
-    engine = Engine(
-        settings, SystemClock(), TableQuotes(table, index), out, SyncingJournal(writer, sync), flags
-    )
+    journal = SyncingJournal(writer, sync)
+    out = RingOutbox(ctx, journal)
+    flags = StateDirFlags(run_dir, journal)
+    mark = PushedMark(jpath.with_name(PUSHED_NAME))
+    engine = Engine(settings, SystemClock(), TableQuotes(table, index), out, journal, flags)
     t0 = time.monotonic()
     entries = writer.recovered.entries
-    n = engine.restore(entries)
+    pushed, tail = split_at_mark(entries, mark.seq)
+    n = engine.restore(pushed)
+    resent = engine.resume(tail)
     armed, halt = flags.load()
-    engine.start(armed, halt, first_start=n == 0)
-    out.flush()
+    engine.start(armed, halt, first_start=n + resent == 0)
+    journal.write()
+    if out.flush():
+        mark.store(journal.written_seq)
     log.info(
-        "core: replayed %d journal records in %.3f s; armed=%s halt=%s policy %s",
-        n,
+        "core: replayed %d journal records (outputs of the last %d sent again) in %.3f s; "
+        "armed=%s halt=%s policy %s",
+        n + resent,
+        resent,
         time.monotonic() - t0,
         engine.control.armed,
         engine.halt_mode.value,
         engine.policy.policy_hash[:12],
     )
-    del entries
+    del entries, pushed, tail
     writer.recovered = msgspec.structs.replace(writer.recovered, entries=[])  # replayed: free the memory
     board = BoardPublisher(ctx, engine)
     dec_cmd = decoder(INGRESS_TO_CORE).decode
@@ -321,7 +403,7 @@ def main() -> None:
                 if view is None:
                     break
                 engine.on_report(dec_rep(view))
-                out.flush()
+                done(journal, out, mark)
                 ring.advance()
                 busy = True
         if out.flush():  # take new work only while nothing is stuck on the way out
@@ -331,7 +413,7 @@ def main() -> None:
                     if view is None:
                         break
                     engine.on_bridge(dec_bridge(view))
-                    out.flush()
+                    done(journal, out, mark)
                     ring.advance()
                     busy = True
             for ring in commands:
@@ -340,14 +422,14 @@ def main() -> None:
                     if view is None:
                         break
                     engine.on_command(dec_cmd(view))
-                    out.flush()
+                    done(journal, out, mark)
                     ring.advance()
                     busy = True
         now = mono()
         deadline = engine.next_deadline_ns()
         if now >= deadline or now >= next_beat:
             engine.on_timer()
-            out.flush()
+            done(journal, out, mark)
         if now >= next_beat:
             engine.supervisor_halt = bool(supervisor_halt(ctx.board))
             board.publish()
@@ -367,6 +449,10 @@ def main() -> None:
         if any(o.backlog for o in out.all):
             timeout_ns = min(timeout_ns, 200_000)  # a consumer is behind: retry soon
         wait_any(all_in, bell, max(timeout_ns, 0) / 1e9, spin_s)
+    journal.write()
+    if out.flush():
+        mark.store(journal.written_seq)
+    mark.close()
     sync.stop_flag.set()
     sync.join(1.0)
     writer.close()

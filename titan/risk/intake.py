@@ -12,6 +12,20 @@ from titan.risk.checks import RiskIntent
 from titan.state.decimals import parse_decimal
 from titan.symbols import DEFAULT_QUOTE_ASSETS, SymbolError, normalize_symbol
 
+_SYMBOLS: dict[str, str] = {}  # raw → canonical (default quote assets); bounded below
+
+
+def _canonical(raw: str, quote_assets: Iterable[str]) -> str:
+    if quote_assets is not DEFAULT_QUOTE_ASSETS:
+        return normalize_symbol(raw, quote_assets)
+    symbol = _SYMBOLS.get(raw)
+    if symbol is None:
+        symbol = normalize_symbol(raw, quote_assets)
+        if len(_SYMBOLS) >= 4096:
+            _SYMBOLS.clear()
+        _SYMBOLS[raw] = symbol
+    return symbol
+
 
 class IntakeError(ValueError):
     """The intent cannot be checked at all; the caller denies it ``INVALID_INTENT`` with this text."""
@@ -22,7 +36,7 @@ def risk_intent(
 ) -> RiskIntent:
     """Normalise symbol and decimals; ``size`` overrides ``intent.size`` (intents sized at PREPARE)."""
     try:
-        symbol = normalize_symbol(intent.symbol, quote_assets)
+        symbol = _canonical(intent.symbol, quote_assets)
     except SymbolError as exc:
         raise IntakeError(str(exc)) from None
     try:

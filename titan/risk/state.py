@@ -130,6 +130,7 @@ class RiskControl:
         self.last_heartbeat_ms = started_ms
         self.escalate_only_events = escalate_only_events
         self._adverse: deque[bool] = deque(maxlen=self.ADVERSE_WINDOW)
+        self._adverse_count = 0  # how many of ``_adverse`` are True (kept as it slides)
 
     def persisted(self) -> RiskControlState:
         return RiskControlState(self.current_state, self.breaker_state, self.armed, self.halt)
@@ -165,6 +166,7 @@ class RiskControl:
         changed = self.breaker_state != RiskState.NORMAL
         self.breaker_state = RiskState.NORMAL
         self._adverse.clear()
+        self._adverse_count = 0
         return changed
 
     def on_fill(
@@ -184,11 +186,16 @@ class RiskControl:
                     self.breaker_state = RiskState.DEFENSIVE
             elif self.breaker_state == RiskState.NORMAL:
                 self.breaker_state = RiskState.CAUTIOUS
-        self._adverse.append(adverse_bps(side, fill_price, expected_price) > self.ADVERSE_BPS)
-        samples = len(self._adverse)
+        adverse = adverse_bps(side, fill_price, expected_price) > self.ADVERSE_BPS
+        window = self._adverse
+        if len(window) == window.maxlen and window[0]:
+            self._adverse_count -= 1  # the oldest sample slides out
+        window.append(adverse)
+        self._adverse_count += adverse
+        samples = len(window)
         if (
             samples > 10
-            and sum(self._adverse) * 20 > samples  # > 5 %
+            and self._adverse_count * 20 > samples  # > 5 %
             and self.breaker_state == RiskState.NORMAL
         ):
             self.breaker_state = RiskState.CAUTIOUS

@@ -82,10 +82,32 @@ class RouteDenial(msgspec.Struct, frozen=True):
     venue: str | None = None
 
 
+_RouteKey = tuple[int, str, str | None, tuple[str, ...]]
+# Routing configs are frozen and few: their answers per (source, exchange, registered venues) are
+# kept with the config itself (held in the value, so its id cannot be reused while cached).
+_routes: dict[_RouteKey, tuple[RoutingConfig, tuple[RouteTarget, ...] | RouteDenial]] = {}
+
+
 def resolve_targets(
     config: RoutingConfig, source: str, exchange: str | None, registered: Collection[str]
 ) -> tuple[RouteTarget, ...] | RouteDenial:
     """Target venues of an intent in deterministic order (weight desc, name asc), or a denial."""
+    if not isinstance(registered, tuple):
+        return _resolve_targets(config, source, exchange, registered)
+    key = (id(config), source, exchange, registered)
+    hit = _routes.get(key)
+    if hit is not None and hit[0] is config:
+        return hit[1]
+    answer = _resolve_targets(config, source, exchange, registered)
+    if len(_routes) >= 1024:
+        _routes.clear()
+    _routes[key] = (config, answer)
+    return answer
+
+
+def _resolve_targets(
+    config: RoutingConfig, source: str, exchange: str | None, registered: Collection[str]
+) -> tuple[RouteTarget, ...] | RouteDenial:
     if exchange:
         venue = exchange.strip().lower()
         if venue not in registered:

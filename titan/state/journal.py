@@ -115,14 +115,17 @@ class JournalWriter:
     def append(self, record: Record, t_ms: int, now_mono_ns: int) -> int:
         """Append one record (written to the OS before returning); returns its sequence number."""
         seq = self.next_seq
-        frame = encode_frame(JournalEntry(seq=seq, t_ms=t_ms, record=record))
-        written = os.write(self._fd, frame)
-        while written < len(frame):  # regular files rarely write short; finish the frame if they do
-            written += os.write(self._fd, frame[written:])
+        self.write_frames(encode_frame(JournalEntry(seq=seq, t_ms=t_ms, record=record)), now_mono_ns)
         self.next_seq = seq + 1
+        return seq
+
+    def write_frames(self, data: bytes, now_mono_ns: int) -> None:
+        """Hand whole frames to the OS in one ``write`` (see :class:`BufferedJournal`)."""
+        written = os.write(self._fd, data)
+        while written < len(data):  # regular files rarely write short; finish the frames if they do
+            written += os.write(self._fd, data[written:])
         if self._dirty_since_ns is None:
             self._dirty_since_ns = now_mono_ns
-        return seq
 
     def flush(self, now_mono_ns: int) -> bool:
         """fsync when the oldest unsynced append is at least the interval old; True if it synced."""
@@ -160,3 +163,43 @@ class JournalWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class BufferedJournal:
+    """The engine's journal port over a :class:`JournalWriter`, one ``write`` per batch of records.
+
+    :meth:`append` numbers and encodes a record and keeps the frame; :meth:`write` hands every kept
+    frame to the OS in one system call. The owner calls :meth:`write` before anything the records
+    caused leaves the process (an outbox push, a flag file, consuming the input message), so the
+    journal-first rule holds: a process killed before :meth:`write` lost records nothing depended
+    on, and it sees the same input again when restarted.
+    """
+
+    def __init__(self, writer: JournalWriter) -> None:
+        self.writer = writer
+        self.frames: list[bytes] = []
+        self.last_seq = writer.next_seq - 1  # appended (maybe not yet written)
+        self.written_seq = self.last_seq  # handed to the OS
+        self._first_ns = 0
+
+    def append(self, record: Record, t_ms: int, now_mono_ns: int) -> int:
+        seq = self.last_seq + 1
+        if not self.frames:
+            self._first_ns = now_mono_ns
+        self.frames.append(encode_frame(JournalEntry(seq=seq, t_ms=t_ms, record=record)))
+        self.last_seq = seq
+        return seq
+
+    @property
+    def pending(self) -> bool:
+        return bool(self.frames)
+
+    def write(self) -> int:
+        """Write the kept frames through to the OS; returns the last written sequence number."""
+        frames = self.frames
+        if frames:
+            self.writer.write_frames(frames[0] if len(frames) == 1 else b"".join(frames), self._first_ns)
+            frames.clear()
+            self.writer.next_seq = self.last_seq + 1
+            self.written_seq = self.last_seq
+        return self.written_seq
