@@ -21,6 +21,11 @@ or, if core does not answer operator commands, ``operator_ack_after_s`` after th
 subscriptions forwarded as ``HEARTBEAT`` / ``RISK_STATE`` commands; §11 request-reply is answered from
 the latest truth snapshot and balance event core published (:mod:`titan.events.rpc`).
 
+Messages larger than a ring slot: core → bridge ``Fragment``s are joined here; bridge → core ones
+are split into fragments when ``BRIDGE_TO_CORE`` carries ``Fragment`` (``SPLIT_TO_CORE``), otherwise
+a PlaceIntent goes without its original envelope (only core's DLQ payload uses it) and an oversized
+operator command (a big policy) is refused with a reject event.
+
 Status board counters of the ``bridge`` row (``board.read("bridge").counters[i]``):
 
 ====  ======================  ==================================================================
