@@ -77,6 +77,19 @@ class NatsSection(_Section):
     producer: str = "titan-execution-rs"
     service: str = "titan-execution-rs"
     connect_timeout_s: float = 2.0
+    tls_ca_file: str = ""
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_hostname: str = ""
+    # Scale-out (README "Scaling out"): consume only titan.cmd.execution.place.v1.{venue|*}.{account}.*
+    account: str | None = None
+    venue: str | None = None
+    manage_streams: bool = False  # update existing streams whose config differs (default: warn only)
+    operator_auth: Literal["required", "off"] = "required"
+    hmac_keys: dict[str, str] = msgspec.field(default_factory=dict)  # key_id -> secret, for rotation
+    hmac_timestamp_tolerance_s: int | None = None  # empty: HMAC_TIMESTAMP_TOLERANCE, else 300
+    accept_serde_number_forms: bool = False
+    spool_max_bytes: int = 256 << 20  # on-disk event spool while NATS is away
 
 
 class MarketDataSection(_Section):

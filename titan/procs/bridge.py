@@ -156,43 +156,37 @@ class BridgeSettings(msgspec.Struct, kw_only=True):
     venues: list[str] = msgspec.field(default_factory=lambda: ["paper"])
 
 
-def _opt(section: object, name: str, default: Any) -> Any:
-    """A config key the integrator may not have added yet: its value, else ``default``."""
-    value = getattr(section, name, None)
-    return default if value is None or value == "" else value
-
-
 def settings_from(cfg: Config, env: Mapping[str, str] | None = None) -> BridgeSettings:
-    """Bridge settings from the config, ``nats.*`` keys when present, then the upstream env vars."""
+    """Bridge settings from the config's ``nats`` section, then the upstream env vars."""
     env = os.environ if env is None else env
     n = cfg.nats
     try:
         secret = hmac_secret(cfg)
     except ConfigError:
         secret = ""  # every signed message then fails "HMAC validation enabled but no secret configured"
-    keys = {DEFAULT_KEY_ID: secret, **dict(_opt(n, "hmac_keys", {}))}
-    tolerance = _opt(n, "hmac_timestamp_tolerance_s", None) or env.get("HMAC_TIMESTAMP_TOLERANCE")
+    keys = {DEFAULT_KEY_ID: secret, **n.hmac_keys}
+    tolerance = n.hmac_timestamp_tolerance_s or env.get("HMAC_TIMESTAMP_TOLERANCE")
     return BridgeSettings(
         url=n.url or env.get("NATS_URL") or "nats://127.0.0.1:4222",
         user=n.user,
         password=n.password,
         token=n.token,
-        tls_ca_file=_opt(n, "tls_ca_file", ""),
-        tls_cert_file=_opt(n, "tls_cert_file", ""),
-        tls_key_file=_opt(n, "tls_key_file", ""),
-        tls_hostname=_opt(n, "tls_hostname", ""),
+        tls_ca_file=n.tls_ca_file,
+        tls_cert_file=n.tls_cert_file,
+        tls_key_file=n.tls_key_file,
+        tls_hostname=n.tls_hostname,
         connect_timeout_s=n.connect_timeout_s,
         producer=n.producer,
         instance=cfg.engine.instance,
-        account=_opt(n, "account", None),
-        venue=_opt(n, "venue", None),
-        manage_streams=bool(_opt(n, "manage_streams", False)),
-        operator_auth=_opt(n, "operator_auth", "required"),
+        account=n.account,
+        venue=n.venue,
+        manage_streams=n.manage_streams,
+        operator_auth=n.operator_auth,
         hmac_keys=keys,
         tolerance_s=int(tolerance) if tolerance else DEFAULT_TOLERANCE_S,
-        accept_serde_number_forms=bool(_opt(n, "accept_serde_number_forms", False)),
+        accept_serde_number_forms=n.accept_serde_number_forms,
         spool_dir=str(cfg.run_dir() / "spool"),
-        spool_max_bytes=int(_opt(n, "spool_max_bytes", 256 * MIB)),
+        spool_max_bytes=n.spool_max_bytes,
         venues=cfg.venues_enabled(),
     )
 
