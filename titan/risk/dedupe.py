@@ -6,37 +6,153 @@ history. Capacities are configuration: size them to cover every realistic redeli
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Hashable
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
+
+import numpy as np
 
 K = TypeVar("K", bound=Hashable)
 
 
-class SeenIds(Generic[K]):
-    """An insertion-ordered set that forgets its oldest members beyond ``capacity``."""
+EXACT_KEPT: Final = 100_000
+_EMPTY: Final = 0  # a hash is never 0 (see _hash64)
 
-    def __init__(self, capacity: int = 1_000_000) -> None:
+
+def _hash64(key: Hashable) -> int:
+    """A stable 64-bit digest of an id (str, or a tuple of str), never 0."""
+    text = "\x1f".join(key) if isinstance(key, tuple) else str(key)
+    value = int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
+    return (value & 0x7FFF_FFFF_FFFF_FFFF) or 1
+
+
+class HashedIds:
+    """A FIFO set of 64-bit id digests in fixed, preallocated arrays: flat memory at any fill.
+
+    Open addressing with linear probing in a table twice the capacity; the oldest digest is
+    removed (backward-shift deletion, no tombstones) when a new one would exceed the capacity.
+    Memory is 24 bytes per remembered id, all of it touched at construction.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        size = 1
+        while size < 2 * capacity:
+            size <<= 1
+        self.capacity = capacity
+        self._mask = size - 1
+        self._table = np.zeros(size, dtype=np.int64)
+        self._order = np.zeros(capacity, dtype=np.int64)  # ring of digests, oldest at _head
+        self._table.fill(_EMPTY)  # touch every page now: resident memory does not grow later
+        self._order.fill(_EMPTY)
+        self._head = 0
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def _slot(self, digest: int) -> int:
+        """The slot holding ``digest``, or the empty slot where it would go."""
+        table, mask = self._table, self._mask
+        i = digest & mask
+        while True:
+            held = int(table[i])
+            if held in (digest, _EMPTY):
+                return i
+            i = (i + 1) & mask
+
+    def contains(self, digest: int) -> bool:
+        return int(self._table[self._slot(digest)]) == digest
+
+    def add(self, digest: int) -> bool:
+        i = self._slot(digest)
+        if int(self._table[i]) == digest:
+            return False
+        if self._count == self.capacity:
+            self._remove(int(self._order[self._head]))
+            self._count -= 1
+            i = self._slot(digest)
+        self._table[i] = digest
+        self._order[(self._head + self._count) % self.capacity] = digest
+        self._count += 1
+        return True
+
+    def _remove(self, digest: int) -> None:
+        """Delete the oldest digest (at ``_head``) from the table, shifting its probe chain back."""
+        self._head = (self._head + 1) % self.capacity
+        table, mask = self._table, self._mask
+        i = self._slot(digest)
+        if int(table[i]) != digest:
+            return
+        j = i
+        while True:
+            j = (j + 1) & mask
+            held = int(table[j])
+            if held == _EMPTY:
+                break
+            home = held & mask
+            # ``held`` may move into the hole at i unless its home lies cyclically in (i, j].
+            if (j > i and (home <= i or home > j)) or (j < i and home <= i and home > j):
+                table[i] = held
+                i = j
+        table[i] = _EMPTY
+
+
+class SeenIds(Generic[K]):
+    """An insertion-ordered set that forgets its oldest members beyond ``capacity``.
+
+    The newest ``exact`` members are kept as they are; older ones as 64-bit digests in a
+    preallocated :class:`HashedIds` (a false "seen" needs a 64-bit collision: ~5e-14 at a million
+    ids), so a long run's resident memory stops growing once ``exact`` is reached.
+    """
+
+    def __init__(self, capacity: int = 1_000_000, exact: int = EXACT_KEPT) -> None:
         if capacity <= 0:
             raise ValueError("capacity must be positive")
         self.capacity = capacity
+        self.exact = min(exact, capacity)
         self._ids: dict[K, None] = {}
+        self._older: HashedIds | None = None  # allocated when first needed, or by reserve()
+
+    def reserve(self) -> None:
+        """Allocate (and touch) the digest tier now, so resident memory is flat from here on."""
+        if self._older is None and self.capacity > self.exact:
+            self._older = HashedIds(self.capacity - self.exact)
 
     def add(self, key: K) -> bool:
         """Remember ``key``; False if it was already remembered."""
-        if key in self._ids:
+        ids = self._ids
+        if key in ids:
             return False
-        self._ids[key] = None
-        if len(self._ids) > self.capacity:
-            del self._ids[next(iter(self._ids))]
+        older = self._older
+        if older is not None and len(older) and older.contains(_hash64(key)):
+            return False
+        ids[key] = None
+        if len(ids) > self.exact:
+            oldest = next(iter(ids))
+            del ids[oldest]
+            if older is None and self.capacity > self.exact:
+                self.reserve()
+                older = self._older
+            if older is not None:
+                older.add(_hash64(oldest))
         return True
 
     def __contains__(self, key: object) -> bool:
-        return key in self._ids
+        if key in self._ids:
+            return True
+        older = self._older
+        return (
+            older is not None
+            and len(older) > 0
+            and isinstance(key, (str, tuple))
+            and (older.contains(_hash64(key)))
+        )
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return len(self._ids) + (len(self._older) if self._older is not None else 0)
 
     def snapshot(self) -> list[K]:
+        """The members kept as they are (the newest ``exact``)."""
         return list(self._ids)
 
 

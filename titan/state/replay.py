@@ -133,6 +133,12 @@ class CoreState:
         self.last_seq = 0
         self.illegal_transitions = 0
 
+    def reserve(self) -> None:
+        """Preallocate the idempotency windows' digest tiers (a long-running process, not replay)."""
+        self.accepted_ids.reserve()
+        self.journaled_ids.reserve()
+        self.shadow.seen_trades.reserve()
+
     # --- apply ----------------------------------------------------------------------------------
 
     def apply_entry(self, entry: JournalEntry) -> FillEffect | None:
