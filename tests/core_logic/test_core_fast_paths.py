@@ -1,0 +1,169 @@
+"""The hot path's shortcuts give exactly what the general code gives (core CPU work, issue #4)."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from titan.engine.events import rfc3339
+from titan.risk.checks import CheckConfig, RiskIntent, TickerView, still_valid
+from titan.risk.decision import DAILY_VOLUME, SIGMA, impact_bps
+from titan.risk.dedupe import HashedIds, SeenIds
+from titan.risk.policy import load_policy
+from titan.risk.state import RiskControl, adverse_bps
+from titan.routing.coid import client_order_id
+from titan.routing.router import InstrumentMeta, RouteTarget, split_quantity
+from titan.state.decimals import MONEY_CONTEXT
+from titan.state.fsm import LegState
+from titan.state.journal import BufferedJournal, JournalWriter, scan_journal
+from titan.state.records import CashRecord, LegTransitionRecord
+
+D = Decimal
+POLICY = load_policy(Path(__file__).resolve().parents[2] / "config" / "risk_policy.json")
+
+
+@given(st.text(max_size=80), st.sampled_from(["bybit", "binance", "mexc", "paper"]), st.integers(0, 99))
+def test_client_order_id_matches_the_spec_formula(signal_id: str, venue: str, leg: int) -> None:
+    digest = base64.b32encode(hashlib.sha256(signal_id.encode("utf-8")).digest()).decode()[:20].lower()
+    coid = client_order_id(signal_id, venue, leg)
+    assert coid[2:22] == digest and coid.startswith("te") and len(coid) == 26
+
+
+@given(st.integers(0, 4_102_444_800_000))
+def test_rfc3339_matches_datetime(ms: int) -> None:
+    t = dt.datetime.fromtimestamp(ms // 1000, dt.UTC)
+    assert rfc3339(ms) == t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+@given(st.decimals(min_value=D("0.0001"), max_value=D("1e9"), places=4, allow_nan=False))
+def test_memoised_impact_is_the_exact_formula(notional: Decimal) -> None:
+    direct = MONEY_CONTEXT.multiply(
+        MONEY_CONTEXT.multiply(D("0.7"), SIGMA),
+        MONEY_CONTEXT.divide(notional, DAILY_VOLUME).sqrt(MONEY_CONTEXT),
+    )
+    expected = MONEY_CONTEXT.multiply(direct, D(10_000))
+    first, again = impact_bps(notional), impact_bps(notional)
+    assert str(first) == str(again) == str(expected)
+
+
+metas = st.builds(
+    lambda step, min_steps, notional, max_steps: InstrumentMeta(
+        "paper",
+        "BTC/USDT",
+        D("0.1"),
+        step,
+        step * min_steps,
+        notional,
+        None if max_steps is None else step * max_steps,
+    ),
+    st.sampled_from([D("0.001"), D("0.01"), D(1), D("0.0005")]),
+    st.integers(1, 5),
+    st.sampled_from([D(0), D(5), D(100)]),
+    st.one_of(st.none(), st.integers(1, 50)),
+)
+
+
+@given(
+    metas, st.decimals(min_value=D("0.0001"), max_value=D(100), places=5), st.sampled_from([None, D(50000)])
+)
+def test_one_venue_split_equals_the_general_algorithm(
+    meta: InstrumentMeta, quantity: Decimal, price: Decimal | None
+) -> None:
+    target = [RouteTarget("paper", D(1))]
+    fast = split_quantity(quantity, target, {"paper": meta}, price)
+    general = split_quantity(quantity, target, {"paper": meta}, price, caps={})  # caps={}: no shortcut
+    assert fast == general
+
+
+@settings(max_examples=60)
+@given(st.lists(st.integers(1, 40), max_size=300), st.integers(1, 12))
+def test_hashed_ids_are_a_fifo_set_under_collisions(digests: list[int], capacity: int) -> None:
+    table = HashedIds(capacity)  # tiny table: digests 1..40 collide and wrap around
+    model: list[int] = []
+    for d in digests:
+        assert table.add(d) == (d not in model)
+        if d not in model:
+            model.append(d)
+            model = model[-capacity:]
+        assert len(table) == len(model)
+        assert all(table.contains(x) for x in model)
+        assert not any(table.contains(x) for x in range(1, 41) if x not in model)
+
+
+@settings(max_examples=60)
+@given(st.lists(st.integers(0, 60), max_size=300), st.integers(1, 20), st.integers(1, 20))
+def test_seen_ids_remember_the_last_capacity_ids_across_both_tiers(
+    keys: list[int], capacity: int, exact: int
+) -> None:
+    seen: SeenIds[str] = SeenIds(capacity, exact=exact)
+    model: list[str] = []
+    for k in keys:
+        key = f"sig-{k}"
+        assert seen.add(key) == (key not in model)
+        if key not in model:
+            model = [*model, key][-capacity:]
+        assert len(seen) == len(model)
+        assert all(m in seen for m in model)
+        assert not any(f"sig-{x}" in seen for x in range(61) if f"sig-{x}" not in model)
+
+
+@given(st.lists(st.tuples(st.sampled_from([1, -1]), st.integers(49_000, 51_000)), max_size=250))
+def test_adverse_counter_equals_counting_the_window(fills: list[tuple[int, int]]) -> None:
+    control = RiskControl()
+    for side, price in fills:
+        control.on_fill(side, D(price), D(50_000), D(10_000))
+    window = list(control._adverse)
+    assert control._adverse_count == sum(window)
+    expected = [adverse_bps(s, D(p), D(50_000)) > RiskControl.ADVERSE_BPS for s, p in fills][-100:]
+    assert window == expected
+
+
+def _row(bid: str = "49999", ask: str = "50001", at: int = 1_000, size: str = "1") -> TickerView:
+    return TickerView(D(bid), D(ask), at, D(size), D(size))
+
+
+INTENT = RiskIntent("s", "scavenger", "BTC/USDT", "BUY_SETUP", 1, D("0.002"), 1_000, (D(50000),))
+CONFIG = CheckConfig()
+
+
+@pytest.mark.parametrize(
+    ("now", "now_ms", "now_ns", "valid"),
+    [
+        ({"bybit": _row()}, 1_100, 1_000 + 50_000_000, True),
+        ({"bybit": _row(at=2_000)}, 1_100, 1_000 + 50_000_000, True),  # a newer row, same book
+        ({"bybit": _row(bid="49998")}, 1_100, 1_000, False),  # the book moved
+        ({"bybit": _row(size="2")}, 1_100, 1_000, False),  # sizes moved (order decision)
+        ({}, 1_100, 1_000, False),  # the row is gone
+        ({"bybit": _row(), "mexc": _row()}, 1_100, 1_000, False),  # another venue appeared
+        ({"bybit": _row()}, 1_100, 1_000 + 201_000_000, False),  # stale now (200 ms default)
+        ({"bybit": _row()}, 1_000 + 5_001, 1_000, False),  # past the intent's freshness window
+    ],
+)
+def test_still_valid_covers_the_market_and_the_clock(
+    now: dict[str, TickerView], now_ms: int, now_ns: int, valid: bool
+) -> None:
+    before = {"bybit": _row()}
+    assert still_valid(INTENT, CONFIG, POLICY, before, now, now_ms, now_ns) is valid
+
+
+def test_buffered_journal_writes_a_message_s_records_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "j"
+    with JournalWriter(path) as writer:
+        writer.append(CashRecord("main", D(1)), 1, 1)
+    writer = JournalWriter(path)
+    journal = BufferedJournal(writer)
+    assert journal.append(CashRecord("main", D(2)), 2, 2) == 2
+    assert journal.append(LegTransitionRecord("c", LegState.SENT, 3, 3), 3, 3) == 3
+    assert journal.pending and len(scan_journal(path).entries) == 1  # nothing written yet
+    assert journal.write() == 3 and not journal.pending
+    assert [e.seq for e in scan_journal(path).entries] == [1, 2, 3]
+    assert journal.append(CashRecord("main", D(4)), 4, 4) == 4 and journal.write() == 4
+    writer.close()
+    assert [e.seq for e in scan_journal(path).entries] == [1, 2, 3, 4]
