@@ -33,7 +33,9 @@ async def confirm_one(engine: Engine) -> tuple[object, object]:
     async with FastPathClient(engine.socket_path, SECRET, timeout=5.0) as client:
         # Quotes arrive within a few pushes; a fresh engine may still answer MARKET_DATA_STALE at first.
         for i in range(200):
-            prep = await client.prepare(f"md-{i}", "BTC/USDT", "LONG", 65000, 65100, position_size=200)
+            prep = await client.prepare(
+                f"md-{i}", "BTC/USDT", "LONG", 65000, 65100, position_size=200, velocity=0.01
+            )
             if getattr(prep, "prepared", False):
                 return prep, await client.confirm(f"md-{i}")
             await asyncio.sleep(0.05)
