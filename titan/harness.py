@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
@@ -37,6 +38,14 @@ def eventually(check: Callable[[], Any], timeout: float = 10.0, interval: float 
             return last
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")
+
+
+def _die_with_parent() -> None:
+    """In the engine's supervisor: get SIGTERM (a clean stop) if the test process that started it
+    dies without stopping it (killed by an outer timeout), so no engine outlives its test."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def pid_alive(pid: int) -> bool:
@@ -145,6 +154,7 @@ def start_engine(
         stderr=subprocess.STDOUT,
         env=env,
         start_new_session=True,
+        preexec_fn=_die_with_parent,
     )
     engine = Engine(proc, instance, str(tmp / "titan.sock"), port, tmp / "run", log_path)
 
