@@ -127,13 +127,13 @@ class Reply(msgspec.Struct, kw_only=True, omit_defaults=True):
     filled_qty: str | None = None
     order_ids: list[str] | None = None
     venue_errors: list[Any] | None = None
-    age_ms: float | None = None
-    max_age_ms: float | None = None
+    age_ms: int | float | None = None
+    max_age_ms: int | float | None = None
     master_arm: bool | None = None
     signal_type: Any = None
     stages: dict[str, int] | None = None  # monotonic ns per stage, when the request asked for a trace
-    timestamp: float | None = None
-    server_time: float | None = None
+    timestamp: int | float | None = None  # epoch ms; the server sends integers
+    server_time: int | float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The fields that were present, as plain Python values."""
