@@ -44,6 +44,12 @@ GAP_LIMIT_MS = 5.0
 DIRECTIONS: tuple[Literal["LONG", "SHORT"], ...] = ("LONG", "SHORT")
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -61,6 +67,7 @@ class Tally:
         self.failures: dict[str, int] = {}
         self.unsent = 0
         self.rss: list[tuple[float, int, int]] = []  # (elapsed s, KiB, intents executed so far)
+        self.cpu: list[tuple[int, float]] = []  # (intents executed so far, core's CPU seconds)
 
     def reply(self, r: Reply) -> None:
         stages = r.stages or {}
@@ -122,6 +129,7 @@ async def _load(engine: Engine, tally: Tally) -> int:
             elapsed = (now - start) / 1e9
             if elapsed >= next_rss:
                 tally.rss.append((elapsed, rss_kib(core_pid), tally.executed))
+                tally.cpu.append((tally.executed, cpu_s(core_pid)))
                 next_rss = elapsed + RSS_EVERY_S
             await asyncio.sleep(0.0005)
         if tasks:
@@ -153,6 +161,12 @@ def reply_gaps(tally: Tally) -> dict[str, float]:
     }
 
 
+def core_cpu_per_intent(tally: Tally) -> float:
+    """core's CPU (process, all threads: loop, rings, journal, fsync thread) per executed intent."""
+    (n0, c0), (n1, c1) = tally.cpu[0], tally.cpu[-1]
+    return round((c1 - c0) / max(n1 - n0, 1) * 1e6, 1)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(SOAK_S + 300)
 def test_soak_2000_intents_per_second(tmp_path: Path) -> None:
@@ -176,6 +190,7 @@ def test_soak_2000_intents_per_second(tmp_path: Path) -> None:
         "rss_kib": tally.rss,
         "rss_min_kib_after_warmup": min(after_warmup),
         "rss_max_kib_after_warmup": max(after_warmup),
+        "core_cpu_us_per_intent": core_cpu_per_intent(tally),
         **gaps,
     }
     (tmp_path / "soak.json").write_text(json.dumps(report, indent=1))

@@ -5,6 +5,12 @@ Deterministic given its input sequence and the injected clock: no I/O, no clock 
 :class:`~titan.engine.ports.Clock`, no randomness. Every state change is a journal record, appended
 (:class:`~titan.engine.ports.Journal`) and then applied to :class:`~titan.state.replay.CoreState` by
 the same code replay uses, *before* anything it causes leaves through the outbox.
+
+Hot path (issue #4, core CPU per intent): CONFIRM reuses PREPARE's approval when nothing the checks
+read has changed since (:meth:`Engine._reusable` says exactly what voids it; otherwise the checks
+run again in full); a fill's records are journaled and its CONFIRM answered before its events are
+built; ``exposure.update`` after fills is coalesced to one per ``EXPOSURE_COALESCE_NS`` (the last
+state always follows). :meth:`Engine.resume` sends again what a crashed core's last records caused.
 """
 
 from __future__ import annotations
@@ -62,7 +68,7 @@ from titan.risk.state import HaltMode, HaltState, RiskControl
 from titan.routing.coid import client_order_id, flatten_signal_id, is_our_coid
 from titan.routing.router import InstrumentMeta
 from titan.state.decimals import MONEY_CONTEXT, ZERO, plain
-from titan.state.fsm import TERMINAL_STATES, LegState
+from titan.state.fsm import LEGAL_TRANSITIONS, TERMINAL_STATES, LegState
 from titan.state.reconcile import position_correction
 from titan.state.records import (
     CashRecord,
@@ -1414,8 +1420,6 @@ class Engine:
 
 
 def _legal(state: LegState) -> frozenset[LegState]:
-    from titan.state.fsm import LEGAL_TRANSITIONS
-
     return LEGAL_TRANSITIONS[state]
 
 

@@ -322,6 +322,38 @@ def done(journal: SyncingJournal, out: RingOutbox, mark: PushedMark) -> None:
         mark.store(journal.written_seq)
 
 
+class GcWatch:
+    """Durations of the cycle collector's runs in this process (longest per generation), via gc.callbacks."""
+
+    def __init__(self) -> None:
+        self.longest_ns = [0, 0, 0]
+        self.runs = [0, 0, 0]
+        self._started = 0
+        self._clock = time.perf_counter_ns
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = self._clock()
+            return
+        generation = info["generation"]
+        took = self._clock() - self._started
+        self.runs[generation] += 1
+        if took > self.longest_ns[generation]:
+            self.longest_ns[generation] = took
+
+    def take(self) -> str:
+        """A summary since the last call (and reset)."""
+        text = ", ".join(
+            f"gen{g}: {self.runs[g]} runs, longest {self.longest_ns[g] / 1e6:.2f} ms" for g in range(3)
+        )
+        self.longest_ns, self.runs = [0, 0, 0], [0, 0, 0]
+        return text
+
+    def close(self) -> None:
+        gc.callbacks.remove(self._on_gc)
+
+
 def journal_path(run_dir: Path) -> Path:
     return run_dir / "journal" / JOURNAL_NAME
 
@@ -392,9 +424,11 @@ def main() -> None:
     # Everything allocated so far lives for the whole process: keep it out of the collector's way.
     gc.collect()
     gc.freeze()
+    gc_watch = GcWatch()
+    mono = time.monotonic_ns
+    next_gc_report = mono() + 60_000_000_000
     ready_published = False
     next_beat = 0
-    mono = time.monotonic_ns
     exit_code = 0
     while not stop:
         busy = False
@@ -440,6 +474,9 @@ def main() -> None:
                 log.info("core ready (armed=%s, halt=%s)", engine.control.armed, engine.halt_mode.value)
             ctx.beat()
             next_beat = now + 100_000_000
+            if now >= next_gc_report:
+                next_gc_report = now + 60_000_000_000
+                log.info("collector pauses (last 60 s): %s", gc_watch.take())
             if engine.fatal:
                 log.error("core cannot become ready: %s", engine.fatal)
                 exit_code = 1
@@ -454,6 +491,7 @@ def main() -> None:
     if out.flush():
         mark.store(journal.written_seq)
     mark.close()
+    gc_watch.close()
     sync.stop_flag.set()
     sync.join(1.0)
     writer.close()

@@ -7,6 +7,7 @@ apply each record as it journals it, so live state and replayed state are built 
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from decimal import Decimal, localcontext
 from pathlib import Path
@@ -124,6 +125,7 @@ class CoreState:
         self.finished: dict[str, IntentOutcome] = {}  # bounded, oldest first
         self.finished_legs: dict[str, FinishedLeg] = {}  # bounded, oldest first
         self.finished_kept = finished_kept
+        self._kept_order: dict[int, deque[str]] = {}  # id(bounded dict) → its keys, oldest first
         self.venue_errors: dict[str, list[str]] = {}  # live intents' venue rejection texts
         self.last_fill_ms: dict[str, int] = {}  # venue → latest execution time (reconciliation lookback)
         self.causation = CausationWindow(causation_ttl_ms)
@@ -250,9 +252,15 @@ class CoreState:
             self.venue_errors.pop(signal_id, None)
 
     def _keep(self, bounded: dict[str, Any], key: str, value: Any) -> None:
+        order = self._kept_order.get(id(bounded))
+        if order is None:
+            order = self._kept_order[id(bounded)] = deque()
+        if key not in bounded:
+            order.append(key)
         bounded[key] = value
         if len(bounded) > self.finished_kept:
-            del bounded[next(iter(bounded))]
+            # The deque, not next(iter(dict)): that scans every slot deleted at the front (O(n)).
+            del bounded[order.popleft()]
 
     def outcome_of(self, signal_id: str, status: IntentStatus, legs: list[TrackedLeg]) -> IntentOutcome:
         with localcontext(MONEY_CONTEXT):
