@@ -8,6 +8,11 @@
   becomes a task of :class:`titan.venues.gateway.service.GatewayService`, and reports go back on the
   report ring (kept in order in a local backlog while the ring is full: never dropped).
 
+Health cells: every gateway counts what it tells core in its board row (:data:`titan.health.GATEWAY_SLOTS`,
+through :class:`GatewayHealth`: local increments, copied to the board on the heartbeat tick), so
+``/health`` and ``/metrics`` show each venue's session, private stream, rate-limit/cooldown end,
+reconciliation and order outcomes.
+
 Account-wide token buckets live in a shared-memory segment named
 :func:`titan.venues.gateway.buckets.bucket_segment_name` so a restarted gateway resumes them; the
 gateway creates it when the supervisor did not, and unlinks it on a clean stop.
@@ -26,13 +31,22 @@ from decimal import Decimal
 from typing import Any
 
 from titan.config import Config, VenueSection
+from titan.health import GATEWAY_HISTOGRAMS, GATEWAY_SLOTS, CounterWriter, LatencyRecorder
 from titan.messages import (
+    CANCELED,
     CORE_TO_GATEWAY,
+    DENIED,
+    EXPIRED,
+    FAILED,
+    FILL,
+    REJECTED,
+    UNKNOWN,
     CancelRequest,
     OrderRequest,
     ReconcileRequest,
     ReconcileSnapshot,
     VenueReport,
+    VenueStatus,
     decoder,
     encoder,
 )
@@ -49,6 +63,81 @@ from titan.venues.paper.store import PaperStore
 
 REAL_VENUES = ("bybit", "binance", "mexc")
 HEARTBEAT_NS = 100_000_000
+LOCAL_LIMIT_MS = 1_000  # a token-bucket denial shows the venue as rate-limited for this long
+
+_OUTCOME_CELL = {
+    REJECTED: GATEWAY_SLOTS["rejected"],
+    DENIED: GATEWAY_SLOTS["rejected"],  # not sent: the gateway's own rate limit / cooldown
+    FAILED: GATEWAY_SLOTS["rejected"],  # not sent: session down, unknown symbol, invalid order
+    UNKNOWN: GATEWAY_SLOTS["unknown"],
+    CANCELED: GATEWAY_SLOTS["canceled"],
+    EXPIRED: GATEWAY_SLOTS["canceled"],
+}
+AWAITING_MAX = 100_000  # orders awaiting their first answer, remembered for the venue latency
+
+
+class GatewayHealth:
+    """This gateway's :data:`GATEWAY_SLOTS` cells, derived from the messages it exchanges with core.
+
+    ``orders_sent`` counts orders taken from core; ``filled`` orders whose last fill left nothing;
+    ``rejected`` venue rejections plus orders the gateway did not send (DENIED/FAILED); ``unknown``
+    UNKNOWN outcomes (each resolved later by query); ``canceled`` CANCELED/EXPIRED. The ``venue``
+    histogram takes one sample per order: gateway in → its first answer (ACK, FILL, REJECTED, …).
+    Counting is local (a list increment on the report path); :meth:`flush` copies changed cells to
+    the board.
+    """
+
+    def __init__(self, writer: CounterWriter) -> None:
+        self.writer = writer
+        self.cells = list(writer.values[: len(GATEWAY_SLOTS)])  # counters continue after a restart
+        self.latency = LatencyRecorder(writer, GATEWAY_HISTOGRAMS)
+        self.reconciles = 0
+        self.awaiting: dict[str, None] = {}  # coids sent, first answer not yet seen (insertion order)
+        for gauge in ("session_up", "private_stream_up", "limited_until_ms", "reconciling"):
+            self.cells[GATEWAY_SLOTS[gauge]] = 0
+
+    def order_in(self, msg: OrderRequest | CancelRequest | ReconcileRequest) -> None:
+        if isinstance(msg, OrderRequest):
+            self.cells[GATEWAY_SLOTS["orders_sent"]] += 1
+            self.awaiting[msg.coid] = None
+            if len(self.awaiting) > AWAITING_MAX:  # an order never answered must not grow memory
+                del self.awaiting[next(iter(self.awaiting))]
+        elif isinstance(msg, ReconcileRequest):
+            self.reconciles += 1
+            self.cells[GATEWAY_SLOTS["reconciling"]] = 1
+
+    def session(self, up: bool, private_stream_up: bool) -> None:
+        self.cells[GATEWAY_SLOTS["session_up"]] = int(up)
+        self.cells[GATEWAY_SLOTS["private_stream_up"]] = int(private_stream_up)
+
+    def report(self, msg: VenueReport | ReconcileSnapshot | VenueStatus, now_ms: int) -> None:
+        cells = self.cells
+        if isinstance(msg, VenueReport):
+            kind = msg.kind
+            if kind == FILL:
+                if msg.coid and msg.leaves_qty and Decimal(msg.leaves_qty) == 0:
+                    cells[GATEWAY_SLOTS["filled"]] += 1
+            elif (cell := _OUTCOME_CELL.get(kind)) is not None:
+                cells[cell] += 1
+                if kind == DENIED and msg.reason_code == "RATE_LIMITED":
+                    limited = GATEWAY_SLOTS["limited_until_ms"]
+                    cells[limited] = max(cells[limited], now_ms + LOCAL_LIMIT_MS)
+            if msg.coid in self.awaiting:  # this order's first answer: one venue round-trip sample
+                del self.awaiting[msg.coid]
+                if msg.t_gw_in and msg.t_gw_out > msg.t_gw_in:
+                    self.latency.observe(0, (msg.t_gw_out - msg.t_gw_in) // 1000)
+        elif isinstance(msg, VenueStatus):
+            self.session(msg.session == "UP", msg.private_stream != "DOWN")
+            cells[GATEWAY_SLOTS["limited_until_ms"]] = msg.limited_until_ms
+        else:
+            self.reconciles = max(0, self.reconciles - 1)
+            cells[GATEWAY_SLOTS["reconciling"]] = int(self.reconciles > 0)
+
+    def flush(self) -> None:
+        """Copy changed cells to the board (on the heartbeat tick and at exit)."""
+        for cell, value in enumerate(self.cells):
+            self.writer.set(cell, value)
+        self.latency.flush()
 
 
 def venue_section(cfg: Config, venue: str) -> VenueSection:
@@ -81,6 +170,8 @@ async def run_venue(ctx: ChildContext, venue: str) -> None:
     dec = decoder(CORE_TO_GATEWAY).decode
     enc = encoder().encode
     outbox: deque[bytes] = deque()
+    health = GatewayHealth(CounterWriter(ctx.board, ctx.name))
+    health.flush()
 
     def flush() -> None:
         pushed = False
@@ -92,6 +183,7 @@ async def run_venue(ctx: ChildContext, venue: str) -> None:
 
     def emit(msg: GatewayMessage) -> None:
         outbox.append(enc(msg))
+        health.report(msg, time.time_ns() // 1_000_000)
         flush()
 
     stop = asyncio.Event()
@@ -111,11 +203,13 @@ async def run_venue(ctx: ChildContext, venue: str) -> None:
                 t_in = time.monotonic_ns()
                 msg: OrderRequest | CancelRequest | ReconcileRequest = dec(view)
                 orders.advance()
+                health.order_in(msg)
                 service.submit(msg, t_in)
             flush()
             now = time.monotonic_ns()
             if now >= next_beat:
                 ctx.beat()
+                health.flush()
                 next_beat = now + HEARTBEAT_NS
     finally:
         starter.cancel()
@@ -124,6 +218,8 @@ async def run_venue(ctx: ChildContext, venue: str) -> None:
         await service.stop()
         flush()
         limiter.close(unlink=True)
+        health.session(False, False)
+        health.flush()
 
 
 def paper_model(cfg: Config) -> PaperModel:
@@ -181,12 +277,15 @@ def run_paper(ctx: ChildContext) -> None:
     enc = encoder().encode
     spin_s = ctx.cfg.shm.spin_us / 1e6
     poll_s = paper.poll_ms / 1000
+    health = GatewayHealth(CounterWriter(ctx.board, ctx.name))
     pending: list[VenueReport | ReconcileSnapshot] = [*book.restore(store.load(), time.monotonic_ns())]
     if pending:
         ctx.log.warning("paper: %d order(s) held by the previous gateway reported EXPIRED", len(pending))
 
     def push_all() -> None:
+        now_ms = time.time_ns() // 1_000_000 if pending else 0
         for msg in pending:
+            health.report(msg, now_ms)
             data = enc(msg)
             while not reports.try_push(data):  # core always drains reports; wait for room, never drop
                 core_bell.ring()
@@ -197,12 +296,15 @@ def run_paper(ctx: ChildContext) -> None:
 
     gc.collect()
     gc.freeze()
+    health.session(True, True)  # the paper book is in this process: its "session" is up while it runs
+    health.flush()
     ctx.set_state(ProcState.READY)
     next_beat = 0
     while not stop:
         now = time.monotonic_ns()
         while (view := orders.peek()) is not None:
             msg: OrderRequest | CancelRequest | ReconcileRequest = dec(view)
+            health.order_in(msg)
             if isinstance(msg, OrderRequest):
                 pending += book.submit(msg, now)
             elif isinstance(msg, CancelRequest):
@@ -221,6 +323,7 @@ def run_paper(ctx: ChildContext) -> None:
         push_all()
         if now >= next_beat:
             ctx.beat()
+            health.flush()
             next_beat = now + HEARTBEAT_NS
         timeout = 0.1
         if book.busy:
@@ -229,6 +332,8 @@ def run_paper(ctx: ChildContext) -> None:
             if due is not None:
                 timeout = min(timeout, max(0.0, (due - time.monotonic_ns()) / 1e9))
         wait_any([orders], bell, timeout, spin_s)
+    health.session(False, False)
+    health.flush()
 
 
 def main() -> None:
