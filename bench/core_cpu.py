@@ -65,19 +65,19 @@ class _EncodingOutbox:
         self.bytes = 0
 
     def reply(self, reply: Any) -> None:
-        if self.journal.frames:
+        if self.journal.buffer:
             self.journal.write()
         self.bytes += len(self.enc(reply))
 
     def order(self, venue: str, msg: Any) -> None:
-        if self.journal.frames:
+        if self.journal.buffer:
             self.journal.write()
         if isinstance(msg, OrderRequest):
             self.orders.append(msg)
         self.bytes += len(self.enc(msg))
 
     def event(self, event: Any) -> None:
-        if self.journal.frames:
+        if self.journal.buffer:
             self.journal.write()
         self.bytes += len(self.enc(event))
 

@@ -10,7 +10,7 @@ import pytest
 from tests.core.fakes import MemJournal, Rig
 from titan.engine.engine import EXPOSURE_COALESCE_NS
 from titan.events.payloads import ExposureEvent, FillEvent, OrderReportEvent, TradeClosedEvent, msg_id
-from titan.messages import ACK, OperatorCommand, OrderRequest, VenueStatus
+from titan.messages import ACK, CANCELED, REJECTED, OperatorCommand, OrderRequest, VenueStatus
 from titan.procs.core import PushedMark, split_at_mark
 from titan.risk.policy import RiskState
 from titan.state.records import FillRecord, IntentAccepted, LegTransitionRecord
@@ -150,3 +150,42 @@ def test_pushed_mark_survives_reopening_and_splits_the_journal(tmp_path: Path) -
     done, tail = split_at_mark(entries, 7)
     assert [e.seq for e in done] == list(range(1, 8)) and done + tail == entries
     assert split_at_mark(entries, 10_000) == (entries, [])
+
+
+def test_kept_views_equal_a_scan_through_every_kind_of_leg_change() -> None:
+    rig = Rig()
+    state = rig.engine.state
+
+    def same() -> None:
+        for symbol in ("BTC/USDT", "ETH/USDT"):
+            assert state.open_intents(symbol) == state.scan_open_intents(symbol)
+            assert state.working_signed_qty(symbol) == state.scan_working_signed_qty(symbol)
+
+    for k, outcome in enumerate(["fill", "partial", "ack", "reject", "cancel", "fill", "partial"]):
+        sid = f"v{k}"
+        rig.prepare(rig.intent(sid, 1 if k % 2 else -1, notional="500"))
+        rig.confirm(sid)
+        same()
+        order = rig.out.new_orders()[-1]
+        if outcome == "fill":
+            rig.fill(order)
+        elif outcome == "partial":
+            rig.fill(order, qty="0.001")
+        elif outcome == "ack":
+            rig.report(order, ACK, venue_order_id="x")
+        elif outcome == "reject":
+            rig.report(order, REJECTED, message="no")
+        else:
+            rig.report(order, ACK, venue_order_id="y")
+            rig.report(order, CANCELED)
+        same()
+    assert state.open_intents("BTC/USDT") > 0 and state.working_signed_qty("BTC/USDT") != 0
+    rig.engine.on_bridge(
+        OperatorCommand(ref=0, kind="HALT", actor="op", reason="t", args={}, command_id="", t_read=0)
+    )
+    same()  # PENDING_CANCEL for every working leg
+    replayed = Rig(journal=MemJournal(), start=False)
+    replayed.engine.restore(rig.journal.entries)
+    for symbol in ("BTC/USDT", "ETH/USDT"):
+        assert replayed.engine.state.working_signed_qty(symbol) == state.working_signed_qty(symbol)
+        assert replayed.engine.state.open_intents(symbol) == state.open_intents(symbol)

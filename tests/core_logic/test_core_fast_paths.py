@@ -21,9 +21,10 @@ from titan.risk.state import RiskControl, adverse_bps
 from titan.routing.coid import client_order_id
 from titan.routing.router import InstrumentMeta, RouteTarget, split_quantity
 from titan.state.decimals import MONEY_CONTEXT
-from titan.state.fsm import LegState
+from titan.state.fsm import LegFsm, LegProgress, LegState, intent_status
 from titan.state.journal import BufferedJournal, JournalWriter, scan_journal
 from titan.state.records import CashRecord, LegTransitionRecord
+from titan.state.replay import TrackedLeg, status_of
 
 D = Decimal
 POLICY = load_policy(Path(__file__).resolve().parents[2] / "config" / "risk_policy.json")
@@ -167,3 +168,19 @@ def test_buffered_journal_writes_a_message_s_records_at_once(tmp_path: Path) -> 
     assert journal.append(CashRecord("main", D(4)), 4, 4) == 4 and journal.write() == 4
     writer.close()
     assert [e.seq for e in scan_journal(path).entries] == [1, 2, 3, 4]
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(list(LegState)), st.sampled_from([D(0), D("0.001"), D(1)])), max_size=3
+    ),
+    st.sampled_from([D(0), D("0.001"), D(1)]),
+)
+def test_status_of_tracked_legs_is_intent_status(
+    legs: list[tuple[LegState, Decimal]], target: Decimal
+) -> None:
+    tracked = [
+        TrackedLeg(LegFsm("s", f"c{k}", "BTC/USDT", state=state), "s", "paper", k, "main", 1, D(1), filled)
+        for k, (state, filled) in enumerate(legs)
+    ]
+    assert status_of(tracked, target) is intent_status([LegProgress(s, f) for s, f in legs], target)

@@ -16,6 +16,7 @@ state always follows). :meth:`Engine.resume` sends again what a crashed core's l
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Iterable, Mapping
 from decimal import Decimal, localcontext
 from types import MappingProxyType
@@ -185,6 +186,8 @@ class Engine:
         )
         self.prepared: dict[str, Prepared] = {}
         self.pending: dict[str, PendingReply] = {}
+        # (deadline, signal id) in deadline order: the next one is found in O(1), not by a scan.
+        self.pending_order: deque[tuple[int, str]] = deque()
         self.counters = Counters()
         self.reconciling: dict[str, int] = {}  # venue → when its request went out (ns)
         self.reconciled_once: set[str] = set()
@@ -556,9 +559,9 @@ class Engine:
         if self.s.shadow_fills:
             self._shadow_fill(intent, prep, now_ms)
         self._confirm_tickers = _NO_TICKERS
-        self.pending[sid] = PendingReply(
-            cmd.conn, cmd.req, now_ns + self.s.confirm_reply_deadline_ms * 1_000_000, stages
-        )
+        deadline_ns = now_ns + self.s.confirm_reply_deadline_ms * 1_000_000
+        self.pending[sid] = PendingReply(cmd.conn, cmd.req, deadline_ns, stages)
+        self._add_pending_deadline(deadline_ns, sid)
         return None
 
     def _reusable(self, prep: Prepared, now_ms: int, now_ns: int) -> Approval | None:
@@ -601,6 +604,13 @@ class Engine:
         if spelled is None:
             spelled = self._venue_symbols[key] = venue_symbol(symbol, venue)
         return spelled
+
+    def _add_pending_deadline(self, deadline_ns: int, sid: str) -> None:
+        order = self.pending_order
+        if order and order[-1][0] > deadline_ns:  # the clock or the setting went back: keep it sorted
+            self.pending_order = deque(sorted((*order, (deadline_ns, sid))))
+        else:
+            order.append((deadline_ns, sid))
 
     def _abort(self, sid: str) -> dict[str, Any]:
         if sid in self.state.accepted_ids:
@@ -1369,11 +1379,15 @@ class Engine:
 
     def on_timer(self) -> None:
         now_ns, now_ms = self.clock.mono_ns(), self.clock.wall_ms()
-        for sid, p in list(self.pending.items()):
-            if now_ns >= p.deadline_ns:
-                del self.pending[sid]
-                p.stages.t_report_in = 0
-                self._reply(p.conn, p.req, self.outcome_fields(sid, final=True), p.stages)
+        order = self.pending_order
+        while order and order[0][0] <= now_ns:
+            deadline_ns, sid = order.popleft()
+            p = self.pending.get(sid)
+            if p is None or p.deadline_ns != deadline_ns:
+                continue  # answered already (or replaced): a stale entry
+            del self.pending[sid]
+            p.stages.t_report_in = 0
+            self._reply(p.conn, p.req, self.outcome_fields(sid, final=True), p.stages)
         if now_ns >= self.next_sweep_ns:
             self.next_sweep_ns = now_ns + self.s.prepare_sweep_ms * 1_000_000
             ttl_ns = self.s.prepare_ttl_ms * 1_000_000
@@ -1413,9 +1427,13 @@ class Engine:
         deadline = min(self.next_truth_ns, self.next_sweep_ns, *self.reconciling.values())
         if self.exposure_dirty and self.next_exposure_ns < deadline:
             deadline = self.next_exposure_ns
-        for p in self.pending.values():
-            if p.deadline_ns < deadline:
-                deadline = p.deadline_ns
+        order, pending = self.pending_order, self.pending
+        while order:  # drop answered replies' entries; the first live one is the earliest
+            deadline_ns, sid = order[0]
+            p = pending.get(sid)
+            if p is not None and p.deadline_ns == deadline_ns:
+                return min(deadline, deadline_ns)
+            order.popleft()
         return deadline
 
 

@@ -152,18 +152,18 @@ class RingOutbox:
         self.mono = time.monotonic_ns
 
     def reply(self, reply: Reply) -> None:
-        if self.journal.frames:
+        if self.journal.buffer:
             self.journal.write()
         reply.stages.t_core_out = self.mono()
         self.replies.put(self.enc(reply))
 
     def order(self, venue: str, msg: OrderRequest | CancelRequest | ReconcileRequest) -> None:
-        if self.journal.frames:
+        if self.journal.buffer:
             self.journal.write()
         self.orders[venue].put(self.enc(msg))
 
     def event(self, event: EVENT | IntakeDone) -> None:
-        if self.journal.frames:
+        if self.journal.buffer:
             self.journal.write()
         self.events.put(self.enc(event))
 

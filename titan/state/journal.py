@@ -24,6 +24,7 @@ HEADER: Final = struct.Struct("<II")
 MAX_RECORD_BYTES: Final = 16 * 1024 * 1024
 
 _encoder: Final = msgspec.msgpack.Encoder()
+_NO_HEADER: Final = bytes(8)  # room for a frame header, filled in once the payload is encoded
 _decoder: Final = msgspec.msgpack.Decoder(JournalEntry)
 
 
@@ -119,7 +120,7 @@ class JournalWriter:
         self.next_seq = seq + 1
         return seq
 
-    def write_frames(self, data: bytes, now_mono_ns: int) -> None:
+    def write_frames(self, data: bytes | bytearray, now_mono_ns: int) -> None:
         """Hand whole frames to the OS in one ``write`` (see :class:`BufferedJournal`)."""
         written = os.write(self._fd, data)
         while written < len(data):  # regular files rarely write short; finish the frames if they do
@@ -177,29 +178,34 @@ class BufferedJournal:
 
     def __init__(self, writer: JournalWriter) -> None:
         self.writer = writer
-        self.frames: list[bytes] = []
+        self.buffer = bytearray()  # whole frames not yet written (encoded in place, no copies)
         self.last_seq = writer.next_seq - 1  # appended (maybe not yet written)
         self.written_seq = self.last_seq  # handed to the OS
         self._first_ns = 0
 
     def append(self, record: Record, t_ms: int, now_mono_ns: int) -> int:
         seq = self.last_seq + 1
-        if not self.frames:
+        buf = self.buffer
+        start = len(buf)
+        if not start:
             self._first_ns = now_mono_ns
-        self.frames.append(encode_frame(JournalEntry(seq=seq, t_ms=t_ms, record=record)))
+        buf += _NO_HEADER
+        _encoder.encode_into(JournalEntry(seq=seq, t_ms=t_ms, record=record), buf, start + HEADER.size)
+        with memoryview(buf) as view, view[start + HEADER.size :] as payload:
+            HEADER.pack_into(buf, start, len(payload), zlib.crc32(payload))
         self.last_seq = seq
         return seq
 
     @property
     def pending(self) -> bool:
-        return bool(self.frames)
+        return bool(self.buffer)
 
     def write(self) -> int:
         """Write the kept frames through to the OS; returns the last written sequence number."""
-        frames = self.frames
-        if frames:
-            self.writer.write_frames(frames[0] if len(frames) == 1 else b"".join(frames), self._first_ns)
-            frames.clear()
+        buf = self.buffer
+        if buf:
+            self.writer.write_frames(buf, self._first_ns)
+            buf.clear()
             self.writer.next_seq = self.last_seq + 1
             self.written_seq = self.last_seq
         return self.written_seq

@@ -11,14 +11,22 @@ from collections import deque
 from collections.abc import Iterable
 from decimal import Decimal, localcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
 from titan.risk.dedupe import CausationWindow, SeenIds
 from titan.risk.state import RiskControlState
 from titan.state.decimals import MONEY_CONTEXT, ZERO
-from titan.state.fsm import IntentStatus, LegFsm, LegProgress, LegState, Transition, intent_status
+from titan.state.fsm import (
+    TERMINAL_STATES,
+    IntentStatus,
+    LegFsm,
+    LegProgress,
+    LegState,
+    Transition,
+    intent_status,
+)
 from titan.state.journal import TornTail, scan_journal
 from titan.state.records import (
     CashRecord,
@@ -126,6 +134,9 @@ class CoreState:
         self.finished_legs: dict[str, FinishedLeg] = {}  # bounded, oldest first
         self.finished_kept = finished_kept
         self._kept_order: dict[int, deque[str]] = {}  # id(bounded dict) → its keys, oldest first
+        # The checks' per-symbol views (13, 16), kept as legs and intents change instead of scanned.
+        self._open_by_symbol: dict[str, int] = {}
+        self._working_by_symbol: dict[str, Decimal] = {}
         self.venue_errors: dict[str, list[str]] = {}  # live intents' venue rejection texts
         self.last_fill_ms: dict[str, int] = {}  # venue → latest execution time (reconciliation lookback)
         self.causation = CausationWindow(causation_ttl_ms)
@@ -160,10 +171,13 @@ class CoreState:
             case LegTransitionRecord():
                 self._transition(record)
             case CoidAdopted():
+                old = self.legs.get(record.coid)
+                if old is not None:
+                    self._add_working(old, -1)
                 fsm = LegFsm(record.signal_id, record.coid, record.symbol, state=record.state)
-                self.legs[record.coid] = TrackedLeg(
-                    fsm, record.signal_id, record.venue, record.leg, record.account, 0, ZERO
-                )
+                leg = TrackedLeg(fsm, record.signal_id, record.venue, record.leg, record.account, 0, ZERO)
+                self.legs[record.coid] = leg
+                self._add_working(leg, 1)
             case FillRecord():
                 return self._fill(record)
             case FundingRecord():
@@ -184,6 +198,8 @@ class CoreState:
         for ident in record.dedupe_ids:
             self.journaled_ids.add(ident)
         self.causation.record(record.causation_id, t_ms)
+        if record.signal_id not in self.intents:
+            self._open_by_symbol[record.symbol] = self._open_by_symbol.get(record.symbol, 0) + 1
         self.intents[record.signal_id] = TrackedIntent(record)
         t_ns = record.t_mono_ns
         for plan in record.legs:
@@ -198,9 +214,14 @@ class CoreState:
                     Transition(LegState.VALIDATED, LegState.ACCEPTED, t_ns, t_ms, None),
                 ],
             )
-            self.legs[plan.coid] = TrackedLeg(
+            leg = TrackedLeg(
                 fsm, record.signal_id, plan.venue, plan.leg, record.account, record.side, plan.qty, plan=plan
             )
+            old = self.legs.get(plan.coid)
+            if old is not None:
+                self._add_working(old, -1)
+            self.legs[plan.coid] = leg
+            self._add_working(leg, 1)
 
     def _transition(self, record: LegTransitionRecord) -> None:
         leg = self.legs.get(record.coid)
@@ -209,8 +230,11 @@ class CoreState:
         if record.venue_order_id:
             leg.venue_order_id = record.venue_order_id
         if record.via_sent and leg.fsm.state is LegState.ACCEPTED:
-            leg.fsm.advance(LegState.SENT, record.t_mono_ns, record.t_wall_ms, None)
-        if not leg.fsm.advance(record.to_state, record.t_mono_ns, record.t_wall_ms, record.reason):
+            leg.fsm.advance(LegState.SENT, record.t_mono_ns, record.t_wall_ms, None)  # not terminal
+        self._add_working(leg, -1)
+        moved = leg.fsm.advance(record.to_state, record.t_mono_ns, record.t_wall_ms, record.reason)
+        self._add_working(leg, 1)
+        if not moved:
             self.illegal_transitions += 1
             return
         if record.to_state in (LegState.REJECTED, LegState.DENIED, LegState.FAILED) and record.reason:
@@ -224,10 +248,12 @@ class CoreState:
             self.last_fill_ms[fill.venue] = fill.ts_ms
         leg = self.legs.get(record.fill.client_order_id)
         if effect.applied and leg is not None:
+            self._add_working(leg, -1)
             with localcontext(MONEY_CONTEXT):
                 leg.filled_qty += record.fill.qty
                 leg.filled_notional += record.fill.qty * record.fill.price
                 leg.fee_total += record.fill.fee
+            self._add_working(leg, 1)
             self._update_intent(leg.signal_id)
         return effect
 
@@ -236,13 +262,15 @@ class CoreState:
         if tracked is None:
             return
         plans = tracked.accepted.legs
-        legs = [self.legs[p.coid] for p in plans if p.coid in self.legs]
+        by_coid = self.legs
+        legs = [leg for p in plans if (leg := by_coid.get(p.coid)) is not None]
         target = tracked.accepted.quantity - tracked.accepted.unallocated
-        tracked.status = intent_status((LegProgress(x.fsm.state, x.filled_qty) for x in legs), target)
-        if legs and all(x.fsm.terminal for x in legs):
+        tracked.status = status_of(legs, target)
+        if legs and all(x.fsm.state in TERMINAL_STATES for x in legs):
             # Finished: leave memory (bounded state); a late report is applied to the shadow only.
             del self.intents[signal_id]
             acc = tracked.accepted
+            self._open_by_symbol[acc.symbol] -= 1  # its legs are terminal: none of them is working
             for plan in plans:
                 gone = self.legs.pop(plan.coid, None)
                 if gone is not None:
@@ -263,6 +291,17 @@ class CoreState:
             del bounded[order.popleft()]
 
     def outcome_of(self, signal_id: str, status: IntentStatus, legs: list[TrackedLeg]) -> IntentOutcome:
+        errors = self.venue_errors.get(signal_id)
+        if len(legs) == 1:  # the common case, without generators and a context switch: same sums
+            leg = legs[0]
+            return IntentOutcome(
+                signal_id,
+                status,
+                MONEY_CONTEXT.add(ZERO, leg.filled_qty),
+                MONEY_CONTEXT.add(ZERO, leg.filled_notional),
+                (leg.fsm.client_order_id,),
+                tuple(errors) if errors else (),
+            )
         with localcontext(MONEY_CONTEXT):
             return IntentOutcome(
                 signal_id,
@@ -283,10 +322,31 @@ class CoreState:
 
     # --- views the checks need -------------------------------------------------------------------
 
+    def _add_working(self, leg: TrackedLeg, sign: int) -> None:
+        """Add (``sign`` 1) or take away (−1) a leg's part of its symbol's working quantity."""
+        if leg.fsm.terminal or leg.side == 0:
+            return
+        open_qty = MONEY_CONTEXT.subtract(leg.qty, leg.filled_qty)
+        if open_qty <= 0:
+            return
+        symbol = leg.fsm.symbol
+        part = open_qty if leg.side * sign > 0 else -open_qty
+        self._working_by_symbol[symbol] = MONEY_CONTEXT.add(self._working_by_symbol.get(symbol, ZERO), part)
+
     def open_intents(self, symbol: str) -> int:
-        return sum(1 for t in self.intents.values() if t.accepted.symbol == symbol)
+        """Non-terminal intents for ``symbol`` (kept up to date, O(1))."""
+        return self._open_by_symbol.get(symbol, 0)
 
     def working_signed_qty(self, symbol: str) -> Decimal:
+        """W: signed open quantity of the symbol's working legs (kept up to date, O(1))."""
+        return self._working_by_symbol.get(symbol, ZERO)
+
+    def scan_open_intents(self, symbol: str) -> int:
+        """:meth:`open_intents` counted from scratch (tests compare the two)."""
+        return sum(1 for t in self.intents.values() if t.accepted.symbol == symbol)
+
+    def scan_working_signed_qty(self, symbol: str) -> Decimal:
+        """:meth:`working_signed_qty` summed from scratch (tests compare the two)."""
         total = ZERO
         for leg in self.legs.values():
             if not leg.fsm.terminal and leg.fsm.symbol == symbol:
@@ -315,6 +375,30 @@ class CoreState:
             accepted_ids=len(self.accepted_ids),
             illegal_transitions=self.illegal_transitions,
         )
+
+
+_FAILED_LEG: Final = frozenset({LegState.REJECTED, LegState.FAILED, LegState.DENIED})
+
+
+def status_of(legs: list[TrackedLeg], target_qty: Decimal) -> IntentStatus:
+    """:func:`~titan.state.fsm.intent_status` over tracked legs; one leg without building progress
+    structs (same rules, same order)."""
+    if len(legs) != 1:
+        return intent_status([LegProgress(x.fsm.state, x.filled_qty) for x in legs], target_qty)
+    leg = legs[0]
+    state, filled = leg.fsm.state, leg.filled_qty
+    if target_qty > 0 and filled >= target_qty:
+        return IntentStatus.EXECUTED
+    if state not in TERMINAL_STATES:
+        return IntentStatus.PARTIALLY_FILLED if filled > 0 else IntentStatus.PENDING
+    failed = state in _FAILED_LEG
+    if filled > 0:
+        return IntentStatus.FAILED_WITH_EXPOSURE if failed else IntentStatus.PARTIALLY_COMPLETED
+    if failed:
+        return IntentStatus.REJECTED
+    if state is LegState.EXPIRED:
+        return IntentStatus.EXPIRED
+    return IntentStatus.CANCELLED
 
 
 def _copy_leg(leg: TrackedLeg) -> TrackedLeg:
