@@ -192,6 +192,20 @@ def test_a_restarted_gateway_continues_counters_and_resets_gauges(board: StatusB
     assert cell(board, "session_up") == 0 and cell(board, "reconciling") == 0
 
 
+def test_a_small_board_without_histogram_room_still_counts() -> None:
+    small = StatusBoard.create(f"/titan-opsgaps-{uuid.uuid4().hex[:8]}-board", [GW])  # 16 cells
+    try:
+        health = GatewayHealth(CounterWriter(small, GW))
+        health.order_in(order())
+        health.report(report(ACK, t_gw_in=1_000, t_gw_out=2_000_000), NOW_MS)
+        health.report(report(FILL, leaves_qty="0"), NOW_MS)
+        health.flush()
+        assert small.read(GW).counters[GATEWAY_SLOTS["filled"]] == 1
+    finally:
+        small.close()
+        small.unlink()
+
+
 KINDS = [ACK, FILL, REJECTED, DENIED, FAILED, UNKNOWN, CANCELED, EXPIRED]
 
 

@@ -31,7 +31,14 @@ from decimal import Decimal
 from typing import Any
 
 from titan.config import Config, VenueSection
-from titan.health import GATEWAY_HISTOGRAMS, GATEWAY_SLOTS, CounterWriter, LatencyRecorder
+from titan.health import (
+    GATEWAY_HISTOGRAMS,
+    GATEWAY_SLOTS,
+    HIST_BASE,
+    HIST_WORDS,
+    CounterWriter,
+    LatencyRecorder,
+)
 from titan.messages import (
     CANCELED,
     CORE_TO_GATEWAY,
@@ -90,7 +97,9 @@ class GatewayHealth:
     def __init__(self, writer: CounterWriter) -> None:
         self.writer = writer
         self.cells = list(writer.values[: len(GATEWAY_SLOTS)])  # counters continue after a restart
-        self.latency = LatencyRecorder(writer, GATEWAY_HISTOGRAMS)
+        # A board made with fewer cells (a test rig's default) has no room for histograms: count only.
+        has_room = len(writer.values) >= HIST_BASE + HIST_WORDS * len(GATEWAY_HISTOGRAMS)
+        self.latency = LatencyRecorder(writer, GATEWAY_HISTOGRAMS) if has_room else None
         self.reconciles = 0
         self.awaiting: dict[str, None] = {}  # coids sent, first answer not yet seen (insertion order)
         for gauge in ("session_up", "private_stream_up", "limited_until_ms", "reconciling"):
@@ -124,7 +133,7 @@ class GatewayHealth:
                     cells[limited] = max(cells[limited], now_ms + LOCAL_LIMIT_MS)
             if msg.coid in self.awaiting:  # this order's first answer: one venue round-trip sample
                 del self.awaiting[msg.coid]
-                if msg.t_gw_in and msg.t_gw_out > msg.t_gw_in:
+                if self.latency is not None and msg.t_gw_in and msg.t_gw_out > msg.t_gw_in:
                     self.latency.observe(0, (msg.t_gw_out - msg.t_gw_in) // 1000)
         elif isinstance(msg, VenueStatus):
             self.session(msg.session == "UP", msg.private_stream != "DOWN")
@@ -137,7 +146,8 @@ class GatewayHealth:
         """Copy changed cells to the board (on the heartbeat tick and at exit)."""
         for cell, value in enumerate(self.cells):
             self.writer.set(cell, value)
-        self.latency.flush()
+        if self.latency is not None:
+            self.latency.flush()
 
 
 def venue_section(cfg: Config, venue: str) -> VenueSection:
