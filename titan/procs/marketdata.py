@@ -7,6 +7,11 @@ updates per second per symbol. It lets the engine trade on paper with no venue a
 ``--market venues`` runs the public-stream connectors of ``titan.marketdata`` (Bybit tickers,
 Binance bookTicker, MEXC push.ticker; URLs from ``venues.<v>.ws_public_url``, the simulator's by
 default) and writes every merged ticker with its exchange and receive times.
+
+Both modes publish the process's health on its status-board row (``titan.health.MARKETDATA_SLOTS``:
+``connected.<venue>`` gauges and ``updates_total``, the number of ticker-table writes) and the extra
+per-venue counters of :data:`MARKETDATA_EXTRA_SLOTS` (connections, watchdog reconnects, tickers), so
+``/health`` shows market-data health and tests can see a reconnect happen.
 """
 
 from __future__ import annotations
@@ -17,16 +22,69 @@ import contextlib
 import random
 import signal
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any
+from typing import Any, Final
 
 from titan.config import Config
-from titan.marketdata.connector import run_connectors
+from titan.health import MARKETDATA_SLOTS, MARKETDATA_VENUES, SCALARS, CounterWriter
+from titan.marketdata.connector import FeedConnector, build_connectors, run_connectors
 from titan.marketdata.settings import MarketDataSettings, VenueFeedSettings
 from titan.procs.common import MARKETDATA, ChildContext
 from titan.shm.board import ProcState
 from titan.shm.ticker import TickerIndex, TickerTable, price_to_units, size_to_units
+
+# Per-venue counters beside MARKETDATA_SLOTS on the marketdata row (cells 12.. are free there):
+# ``connects.<v>`` WebSocket sessions opened, ``silence_reconnects.<v>`` sessions the receive-silence
+# watchdog ended, ``tickers.<v>`` tickers decoded from that venue's feed.
+MARKETDATA_EXTRA_SLOTS: Final[dict[str, int]] = {
+    f"{name}.{v}": base + k
+    for name, base in (("connects", 12), ("silence_reconnects", 16), ("tickers", 20))
+    for k, v in enumerate(MARKETDATA_VENUES)
+}
+MARKETDATA_CELLS: Final[dict[str, int]] = {**MARKETDATA_SLOTS, **MARKETDATA_EXTRA_SLOTS}
+assert len(set(MARKETDATA_CELLS.values())) == len(MARKETDATA_CELLS)
+assert max(MARKETDATA_CELLS.values()) < SCALARS
+
+
+class BoardPublisher:
+    """The marketdata row of the status board, by cell name (:data:`MARKETDATA_CELLS`).
+
+    ``count`` takes a process-local running total and adds only what is new since the last call, so
+    counters keep growing across a restart of the process (the board keeps the row).
+    """
+
+    def __init__(self, writer: CounterWriter) -> None:
+        self.writer = writer
+        self._published: dict[int, int] = {}
+
+    def gauge(self, name: str, value: int) -> None:
+        self.writer.set(MARKETDATA_CELLS[name], value)
+
+    def count(self, name: str, running_total: int) -> None:
+        cell = MARKETDATA_CELLS[name]
+        delta = running_total - self._published.get(cell, 0)
+        if delta > 0:
+            self.writer.add(cell, delta)
+            self._published[cell] = running_total
+
+    def disconnected(self) -> None:
+        for venue in MARKETDATA_VENUES:
+            self.gauge(f"connected.{venue}", 0)
+
+
+def publish_feeds(board: BoardPublisher, connectors: Sequence[FeedConnector], table_writes: int) -> None:
+    """Copy the connectors' state and counts to the board (called on the heartbeat tick)."""
+    by_venue = {c.feed.venue: c for c in connectors}
+    for venue in MARKETDATA_VENUES:
+        c = by_venue.get(venue)
+        board.gauge(f"connected.{venue}", int(c is not None and c.connected.is_set()))
+        if c is not None:
+            board.count(f"connects.{venue}", c.stats.connects)
+            board.count(f"silence_reconnects.{venue}", c.stats.silence_reconnects)
+            board.count(f"tickers.{venue}", c.stats.tickers)
+    board.count("updates_total", table_writes)
 
 
 @dataclass
@@ -67,10 +125,17 @@ class RandomWalk:
         return Decimal(self.rng.randint(1, 5000)) / Decimal(100)
 
 
-def run_sim(ctx: ChildContext, table: TickerTable, index: TickerIndex, stop: list[bool]) -> None:
+def run_sim(
+    ctx: ChildContext, table: TickerTable, index: TickerIndex, stop: list[bool], board: BoardPublisher
+) -> None:
     walk = RandomWalk(ctx.cfg, index)
     period_ns = int(1e9 / ctx.cfg.marketdata.sim_rate_hz)
     next_tick = time.monotonic_ns()
+    writes = 0
+    sim_venue = ctx.cfg.marketdata.sim_venue
+    # The simulated source is "connected" while it runs (under its venue name when that is one of ours).
+    connected_cell = f"connected.{sim_venue}" if sim_venue in MARKETDATA_VENUES else "connected.sim"
+    board.gauge(connected_cell, 1)
     ctx.set_state(ProcState.READY)
     ctx.log.info(
         "simulated market data: %d symbols at %.0f Hz", len(walk.states), ctx.cfg.marketdata.sim_rate_hz
@@ -92,6 +157,8 @@ def run_sim(ctx: ChildContext, table: TickerTable, index: TickerIndex, stop: lis
                 recv_mono_ns=now_ns,
                 recv_wall_ms=wall_ms,
             )
+        writes += len(walk.states)
+        board.count("updates_total", writes)
         ctx.beat()
         next_tick += period_ns
         delay = next_tick - time.monotonic_ns()
@@ -113,6 +180,7 @@ class TableSink:
         self.table = table
         self.index = index
         self.last_beat = 0
+        self.writes = 0  # ticker-table writes (published as updates_total on the heartbeat tick)
 
     @staticmethod
     def _p(d: Decimal | None) -> int:
@@ -150,6 +218,7 @@ class TableSink:
             recv_mono_ns=recv_mono_ns,
             recv_wall_ms=time.time_ns() // 1_000_000,
         )
+        self.writes += 1
 
 
 def feed_settings(cfg: Config) -> MarketDataSettings:
@@ -176,7 +245,7 @@ def feed_settings(cfg: Config) -> MarketDataSettings:
     )
 
 
-def run_venues(ctx: ChildContext, table: TickerTable, index: TickerIndex) -> None:
+def run_venues(ctx: ChildContext, table: TickerTable, index: TickerIndex, board: BoardPublisher) -> None:
     sink = TableSink(ctx, table, index)
 
     def alarm(venue: str, symbol: str, kind: str) -> None:
@@ -189,8 +258,11 @@ def run_venues(ctx: ChildContext, table: TickerTable, index: TickerIndex) -> Non
             loop.add_signal_handler(sig, stop.set)
         ctx.set_state(ProcState.READY)
         ctx.log.info("venue market data: %s for %s", ctx.cfg.marketdata.venues, ctx.cfg.marketdata.symbols)
-        task = asyncio.create_task(run_connectors(feed_settings(ctx.cfg), sink, stop, on_alarm=alarm))
+        settings = feed_settings(ctx.cfg)
+        connectors = build_connectors(settings, sink, on_alarm=alarm)
+        task = asyncio.create_task(run_connectors(settings, sink, stop, connectors=connectors))
         while not stop.is_set():
+            publish_feeds(board, connectors, sink.writes)
             ctx.beat()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.1)
@@ -213,10 +285,14 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     table, index = ctx.ticker()
-    if mode == "sim":
-        run_sim(ctx, table, index, stop)
-    else:
-        run_venues(ctx, table, index)
+    board = BoardPublisher(CounterWriter(ctx.board, ctx.name))
+    try:
+        if mode == "sim":
+            run_sim(ctx, table, index, stop, board)
+        else:
+            run_venues(ctx, table, index, board)
+    finally:
+        board.disconnected()
     ctx.set_state(ProcState.STOPPED)
     ctx.close()
 
