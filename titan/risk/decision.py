@@ -68,6 +68,24 @@ def impact_bps(notional: Decimal) -> Decimal:
     return value
 
 
+_last_book: list[tuple[BookTop, Decimal, Decimal]] = []  # the last book's shape (one entry)
+
+
+def book_shape(book: BookTop) -> tuple[Decimal, Decimal]:
+    """(imbalance, spread in bps) of a book top; the last book's answer is kept, since many intents
+    meet the same ticker row between two market-data updates."""
+    if _last_book:
+        last, imbalance, spread_bps = _last_book[0]
+        if last == book:
+            return imbalance, spread_bps
+    with localcontext(MONEY_CONTEXT):
+        depth = book.bid_size + book.ask_size
+        imbalance = (book.bid_size - book.ask_size) / depth if depth > 0 else Decimal(0)
+        spread_bps = (book.ask - book.bid) / ((book.ask + book.bid) / 2) * 10_000
+    _last_book[:] = [(book, imbalance, spread_bps)]
+    return imbalance, spread_bps
+
+
 def decide_order(
     side: int,
     notional: Decimal,
@@ -98,10 +116,7 @@ def decide_order(
         edge = (max(zone) if side > 0 else min(zone)) if zone else limit_price
         return OrderDecision("LIMIT", "IOC", edge, reduce_only, "VELOCITY_AGGRESSIVE", impact)
     if book is not None and book.bid > 0 and book.ask > 0:
-        with localcontext(MONEY_CONTEXT):
-            depth = book.bid_size + book.ask_size
-            imbalance = (book.bid_size - book.ask_size) / depth if depth > 0 else Decimal(0)
-            spread_bps = (book.ask - book.bid) / ((book.ask + book.bid) / 2) * 10_000
+        imbalance, spread_bps = book_shape(book)
         if (side > 0 and imbalance > IMBALANCE_SNIPE) or (side < 0 and imbalance < -IMBALANCE_SNIPE):
             tag = "IMBALANCE_SNIPE_BUY" if side > 0 else "IMBALANCE_SNIPE_SELL"
             return OrderDecision("MARKET", "IOC", None, reduce_only, tag, impact)
