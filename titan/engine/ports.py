@@ -39,7 +39,12 @@ class Quotes(Protocol):
 
 class Journal(Protocol):
     def append(self, record: Record, t_ms: int, now_mono_ns: int) -> int:
-        """Write one record through to the OS before returning; returns its sequence number."""
+        """Append one record; returns its sequence number.
+
+        It must reach the OS before anything it caused leaves core: write it through here, or keep
+        it and write before the next output and before the input message is consumed (the `core`
+        process batches one message's records into one write: ``titan.state.journal.BufferedJournal``).
+        """
         ...
 
 
