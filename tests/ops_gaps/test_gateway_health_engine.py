@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from titan.client import FastPathClient
@@ -50,15 +48,6 @@ async def trade(engine: Engine, n: int, symbol: str, low: float, high: float, si
                     break
                 await asyncio.sleep(0.05)
     return out
-
-
-@pytest.fixture(scope="module")
-def paper_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    eng = start_engine(tmp_path_factory.mktemp("gwh-paper"), log_level="WARNING")
-    try:
-        yield eng
-    finally:
-        eng.stop()
 
 
 def test_paper_gateway_health_follows_orders(paper_engine: Engine) -> None:
