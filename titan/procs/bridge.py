@@ -47,7 +47,19 @@ Status board counters of the ``bridge`` row (``board.read("bridge").counters[i]`
  13   publish_retries         counter: publish batches re-sent after a timeout or disconnect
  14   heartbeats              counter: Brain heartbeats forwarded
  15   rpc_replies             counter: §11 requests answered
+ 16   permission_errors       counter: publishes/subscriptions the NATS server denied (§12, R38)
+ 17   events_denied           counter: spooled events not published: the server denies their subject
 ====  ======================  ==================================================================
+
+Cells 16 and 17 exist only on a board with more than 16 cells per row (the supervisor's has 256).
+
+Permission errors (nats.md §12, R38): the server answers a denied PUB or SUB with an asynchronous
+``-ERR``; nats-py hands it to the error callback and keeps the connection. Each one is counted and
+logged once per subject (reply subjects ``_INBOX.…`` and ``$JS.ACK.<stream>.<consumer>.…`` once per
+pattern). A denied publish subject is remembered: its events are skipped (counted ``events_denied``)
+instead of being re-sent forever — a JetStream publish the server drops never gets its ack, and
+retrying it would hold up every event behind it in the spool. A batch waiting on acks is cut short
+as soon as a denial arrives, so the events behind it wait one retry, not ``ack_timeout_s`` each.
 """
 
 from __future__ import annotations
@@ -57,6 +69,7 @@ import contextlib
 import gc
 import itertools
 import os
+import re
 import signal
 import ssl
 import time
@@ -115,6 +128,9 @@ NATS_RECONNECTS = 12
 PUBLISH_RETRIES = 13
 HEARTBEATS = 14
 RPC_REPLIES = 15
+PERMISSION_ERRORS = 16
+EVENTS_DENIED = 17
+_PERMISSION_ERROR = re.compile(r'permissions violation for (publish|subscription) to "([^"]*)"')
 
 MIB = 1024 * 1024
 # Whether core joins fragments on the bridge → core ring (a signed Brain intent with its original
@@ -201,6 +217,25 @@ def tls_context(s: BridgeSettings) -> ssl.SSLContext | None:
     return ctx
 
 
+def permission_denial(text: str) -> tuple[str, str] | None:
+    """``(operation, subject)`` of a server permission error (``publish``/``subscription``), else None.
+
+    nats-py lowercases the server's error text, so the subject comes back lowercased.
+    """
+    m = _PERMISSION_ERROR.search(text.lower())
+    return (m.group(1), m.group(2)) if m else None
+
+
+def denial_key(subject: str) -> str:
+    """The subject a denial is logged under: reply subjects collapse to their pattern (not one per reply)."""
+    if subject.startswith("_inbox."):
+        return "_inbox.>"
+    if subject.startswith("$js.ack."):
+        tokens = subject.split(".")
+        return ".".join(tokens[:4]) + ".>" if len(tokens) > 4 else subject
+    return subject
+
+
 def subject_matches(pattern: str, subject: str) -> bool:
     """NATS wildcard match: ``*`` one token, ``>`` one or more trailing tokens."""
     p, s = pattern.split("."), subject.split(".")
@@ -221,6 +256,8 @@ class BoardCounters:
         self.values = list(board.read(proc).counters)  # a restarted bridge continues from these
 
     def add(self, index: int, n: int = 1) -> None:
+        if index >= len(self.values):
+            return  # a small board (a test rig's 16 cells) has no room for the later cells
         self.board.incr(self.proc, index, n)
         self.values[index] += n
 
@@ -281,7 +318,9 @@ class Bridge:
         self._captured: dict[str, bool] = {}
         self.published_until: SpoolPosition | None = None  # everything before was acknowledged
         self.spool_refusing = False
-        self.permission_errors: set[str] = set()
+        self.permission_errors: set[str] = set()  # denial keys already logged
+        self.denied_subjects: set[str] = set()  # publish subjects the server denies (lowercased)
+        self.denied_changed = asyncio.Event()  # a new publish subject was denied
         self._tasks: list[asyncio.Task[None]] = []
         self.reassembler = Reassembler()
         self.push_lock = asyncio.Lock()
@@ -435,22 +474,33 @@ class Bridge:
                 if not self.spool.read(1, cursor):
                     await _first(self.spool_wake.wait(), self.stop.wait(), timeout=0.5)
                 continue
-            if await self._publish(records):
+            denied = await self._publish(records)
+            if denied is not None:
                 cursor = records[-1].end
                 self.published_until = cursor
-                self.counters.add(EVENTS_PUBLISHED, len(records))
+                self.counters.add(EVENTS_PUBLISHED, len(records) - denied)
+                self.counters.add(EVENTS_DENIED, denied)
             else:
                 self.counters.add(PUBLISH_RETRIES)
                 await _first(self.stop.wait(), timeout=0.2)
 
-    async def _publish(self, records: list[Any]) -> bool:
-        """Publish one batch in order; True when every JetStream publish was acknowledged."""
+    async def _publish(self, records: list[Any]) -> int | None:
+        """Publish one batch in order, skipping subjects the server denies.
+
+        Returns how many records were skipped as denied when every JetStream publish was
+        acknowledged; None when the batch must be re-sent (JetStream dedupes what already landed).
+        """
         nc, js = self.nc, self.js
         assert nc is not None and js is not None
         futures: list[asyncio.Future[Any]] = []
+        denied = 0
+        self.denied_changed.clear()
         try:
             for record in records:
                 p = decode_publication(record.data)
+                if self.denied_subjects and p.subject.lower() in self.denied_subjects:
+                    denied += 1  # never accepted by this server: skipping it unblocks what follows
+                    continue
                 if p.msg_id and self.captured(p.subject):
                     futures.append(
                         await js.publish_async(p.subject, p.data, headers={"Nats-Msg-Id": p.msg_id})
@@ -458,8 +508,8 @@ class Bridge:
                 else:
                     await nc.publish(p.subject, p.data)
             if futures:
-                await asyncio.wait_for(asyncio.gather(*futures), self.s.ack_timeout_s)
-            return True
+                await self._acks_or_denial(futures)
+            return denied
         except Exception as exc:  # NATS away, slow or refusing: re-send the batch from its start
             for f in futures:
                 f.cancel()
@@ -469,7 +519,29 @@ class Bridge:
                 exc,
                 self.spool.backlog_records,
             )
-            return False
+            return None
+
+    async def _acks_or_denial(self, futures: list[asyncio.Future[Any]]) -> None:
+        """Wait for the batch's acks; give up early when the server denies a publish meanwhile
+        (its ack never comes: the batch is re-sent without the denied subject)."""
+        acks = asyncio.gather(*futures)
+        denial: asyncio.Future[Any] = asyncio.ensure_future(self.denied_changed.wait())
+        waiters: set[asyncio.Future[Any]] = {acks, denial}
+        try:
+            done, _ = await asyncio.wait(
+                waiters, timeout=self.s.ack_timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            denial.cancel()
+        if acks in done:
+            acks.result()  # raises the first failed publish
+            return
+        acks.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await acks
+        if denial in done:
+            raise PermissionError("the server denied a subject of this batch")
+        raise TimeoutError(f"no publish acks within {self.s.ack_timeout_s}s")
 
     # --- NATS connection --------------------------------------------------------------------------
 
@@ -540,7 +612,30 @@ class Bridge:
 
     async def _on_error(self, exc: Exception) -> None:
         text = str(exc)
-        if "ermission" in text:  # §12: log each permission error once, with its subject
+        denial = permission_denial(text)
+        if denial is not None:  # §12: count every one, log each subject once
+            operation, subject = denial
+            self.counters.add(PERMISSION_ERRORS)
+            key = f"{operation} {denial_key(subject)}"
+            if key not in self.permission_errors:
+                self.permission_errors.add(key)
+                self.log.error(
+                    "NATS permission error: %s to %r denied by the server (nats.md §12); "
+                    "counted in permission_errors, logged once per subject",
+                    operation,
+                    denial_key(subject),
+                )
+            if (
+                operation == "publish"
+                and denial_key(subject) == subject
+                and subject not in self.denied_subjects
+            ):
+                self.denied_subjects.add(subject)
+                self.denied_changed.set()
+                self.log.error("events on %r are skipped from now on: grant the publish right", subject)
+            return
+        if "ermission" in text:
+            self.counters.add(PERMISSION_ERRORS)
             if text not in self.permission_errors:
                 self.permission_errors.add(text)
                 self.log.error("NATS permission error: %s", text)
