@@ -45,6 +45,8 @@ from titan.shm.ring import Ring
 from titan.shm.ticker import TickerTable, units_to_price
 
 RISK_STATES = ("Normal", "Cautious", "Defensive", "Emergency")
+# Bridge cells past BRIDGE_SLOTS, defined in titan/procs/bridge.py (nats.md §12, R38).
+BRIDGE_PERMISSION_CELLS = {"permission_errors": 16, "events_denied": 17}
 HALT_STATES = ("OPEN", "SOFT_HALT", "HARD_HALT")
 QUANTILES = (0.5, 0.9, 0.99)
 
@@ -242,6 +244,7 @@ def health_body(facts: Facts) -> tuple[int, dict[str, Any]]:
         else {}
     )
     nats: dict[str, Any] = {"url": facts.nats_url, "embedded": facts.nats_embedded}
+    warnings: list[str] = []
     if bridge is not None:
         b = _named(bridge.counters, BRIDGE_SLOTS)
         nats.update(
@@ -254,8 +257,16 @@ def health_body(facts: Facts) -> tuple[int, dict[str, Any]]:
             events_spooled=b["events_spooled"],
             reconnects=b["nats_reconnects"],
         )
+        denials = _named(bridge.counters, BRIDGE_PERMISSION_CELLS) if len(bridge.counters) > 17 else {}
+        nats.update(denials)
         if b["spool_full"]:
             problems.append("event spool full")
+        if denials.get("permission_errors"):
+            # Trading goes on (not a 503), but events some consumers expect are being refused.
+            warnings.append(
+                f"NATS denied {denials['permission_errors']} publish/subscribe operations "
+                f"({denials['events_denied']} events not published); see the bridge log for the subjects"
+            )
     armed = bool(core.get("armed", 0))
     halt = HALT_STATES[min(core.get("halt", 0), 2)]
     if facts.supervisor_halt:
@@ -277,6 +288,7 @@ def health_body(facts: Facts) -> tuple[int, dict[str, Any]]:
     body: dict[str, Any] = {
         "status": status,
         "problems": problems,
+        "warnings": warnings,
         "armed": armed,
         "halt": halt,
         "halt_reason": facts.supervisor_halt or None,
@@ -465,6 +477,17 @@ def _infra_metrics(f: Facts) -> Iterator[Metric]:
     pub = CounterMetricFamily("titan_execution_events_published", "Events published on NATS")
     pub.add_metric([], b["events_published"])
     yield pub
+    cells = bridge.counters if bridge is not None and len(bridge.counters) > 17 else (0,) * 18
+    perm = CounterMetricFamily(
+        "titan_execution_nats_permission_errors", "Publishes/subscriptions the NATS server denied"
+    )
+    perm.add_metric([], cells[BRIDGE_PERMISSION_CELLS["permission_errors"]])
+    yield perm
+    denied = CounterMetricFamily(
+        "titan_execution_events_denied", "Events not published because the NATS server denies their subject"
+    )
+    denied.add_metric([], cells[BRIDGE_PERMISSION_CELLS["events_denied"]])
+    yield denied
     yield GaugeMetricFamily(
         "titan_execution_supervisor_halt",
         "1 when the supervisor halted trading (crash loop)",

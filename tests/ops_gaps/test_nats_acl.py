@@ -17,7 +17,9 @@ import nats
 import pytest
 
 from tests.bridge.conftest import Rig, free_port, make_rig, port_open, running_bridge, until, wait_for
+from tests.ops_gaps.helpers import scrape, trade
 from titan.events import subjects
+from titan.harness import eventually, start_engine
 from titan.health import BOARD_COUNTERS
 from titan.messages import Event
 from titan.procs import bridge as bridge_mod
@@ -157,3 +159,70 @@ async def denied_subjects_scenario(acl_rig: Rig, acl_nats: AclNats) -> None:
         await until(lambda: acl_rig.counters()[bridge_mod.SPOOL_RECORDS] == 0, 10, "spool drained")
         assert not bridge.stop.is_set()
         assert bridge.denied_subjects >= {subjects.EVT_TRADE_COMPLETED, subjects.EXPOSURE_UPDATE}
+        # One log key per denied subject (the subscription §12 names is among them).
+        assert f"subscription {subjects.REQ_POLICY_HASH}" in bridge.permission_errors
+        assert f"publish {subjects.EVT_TRADE_COMPLETED}" in bridge.permission_errors
+        # More of the same denied subject: counted, skipped, no new log key, nothing blocked.
+        keys = set(bridge.permission_errors)
+        acl_rig.push(Event(subjects.EVT_TRADE_COMPLETED, "tc-3", b"{}"), Event(FILL_SUBJECT, "fill-3", b"{}"))
+        await until(lambda: acl_rig.counters()[bridge_mod.EVENTS_PUBLISHED] >= 3, 10, "third fill out")
+        assert acl_rig.counters()[bridge_mod.EVENTS_DENIED] >= 3
+        assert bridge.permission_errors == keys
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('nats: permissions violation for publish to "exposure.update"', ("publish", "exposure.update")),
+        (
+            'nats: permissions violation for subscription to "titan.req.exec.policy_hash.v1"',
+            ("subscription", "titan.req.exec.policy_hash.v1"),
+        ),
+        ('nats: Permissions Violation for Publish to "A.B"', ("publish", "a.b")),
+        ("nats: stale connection", None),
+    ],
+)
+def test_permission_denial_parsing(text: str, expected: tuple[str, str] | None) -> None:
+    assert bridge_mod.permission_denial(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("subject", "key"),
+    [
+        ("_inbox.abc.def", "_inbox.>"),
+        ("$js.ack.titan_cmd.execution_core.1.2.3.4.5", "$js.ack.titan_cmd.execution_core.>"),
+        ("titan.dlq.execution.core", "titan.dlq.execution.core"),
+    ],
+)
+def test_reply_subjects_are_logged_once_per_pattern(subject: str, key: str) -> None:
+    assert bridge_mod.denial_key(subject) == key
+
+
+def test_engine_on_hardened_acls_keeps_trading_and_shows_denials(tmp_path: Path, acl_nats: AclNats) -> None:
+    env = {
+        "TITAN__NATS__URL": f'"{acl_nats.url}"',
+        "TITAN__NATS__USER": '"execution"',
+        "TITAN__NATS__PASSWORD": f'"{EXEC_PASSWORD}"',
+    }
+    eng = start_engine(tmp_path, log_level="WARNING", env_overrides=env)
+    try:
+        eventually(lambda: eng.health()[1].get("nats", {}).get("connected"), timeout=20, interval=0.1)
+        # The denied subscription (titan.req.exec.policy_hash.v1) is counted as soon as it is made.
+        nats_health = eventually(
+            lambda: (n := eng.health()[1]["nats"]).get("permission_errors") and n, timeout=10, interval=0.1
+        )
+        assert nats_health["embedded"] is False
+        confirms = asyncio.run(trade(eng, 3, "BTCUSDT", 50000, 50100, 100))
+        assert len(confirms) == 3 and all(getattr(c, "executed", False) for c in confirms), confirms
+
+        async def fills_in_stream() -> int:
+            return sum(1 for s in await stream_subjects(acl_nats.admin_url, "TITAN_EVT") if ".fill." in s)
+
+        eventually(lambda: asyncio.run(fills_in_stream()) >= 3, timeout=20, interval=0.2)
+        code, body = eng.health()
+        assert code == 200 and body["processes"]["bridge"]["state"] == "READY"
+        assert body["nats"]["connected"] is True and body["nats"]["spool_full"] is False
+        assert any("NATS denied" in w for w in body["warnings"])
+        assert scrape(eng)[("titan_execution_nats_permission_errors_total", ())] >= 1
+    finally:
+        eng.stop()
