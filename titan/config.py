@@ -149,7 +149,7 @@ class VenueSection(_Section):
     read_timeout_s: float = 5.0
     write_timeout_s: float = 5.0
     pool_timeout_s: float = 1.0
-    staleness_ms: int = 200
+    staleness_ms: int | None = None  # None: the venue's default (risk-and-state.md §7: MEXC 1500, else 200)
     leverage: int = 10
     dcp_window_s: int = 0  # Bybit: disconnected-cancel-all window (0: DCP not switched on)
     countdown_ms: int = 60000  # Binance: countdownCancelAll dead-man switch (0: off)
@@ -157,31 +157,42 @@ class VenueSection(_Section):
     instruments: dict[str, InstrumentSection] = msgspec.field(default_factory=dict)
 
 
-def _venue(rest: str, pub: str, priv: str, staleness_ms: int = 200) -> VenueSection:
-    return VenueSection(rest_url=rest, ws_public_url=pub, ws_private_url=priv, staleness_ms=staleness_ms)
+# Each venue's defaults, applied to whatever its section leaves empty (a partial [venues.mexc] in a
+# file or from the environment must not lose MEXC's 1500 ms staleness or the real URLs).
+VENUE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "bybit": {
+        "rest_url": "https://api.bybit.com",
+        "ws_public_url": "wss://stream.bybit.com/v5/public/linear",
+        "ws_private_url": "wss://stream.bybit.com/v5/private",
+        "staleness_ms": 200,
+    },
+    "binance": {
+        "rest_url": "https://fapi.binance.com",
+        "ws_public_url": "wss://fstream.binance.com/public",
+        "ws_private_url": "wss://fstream.binance.com/private",
+        "staleness_ms": 200,
+    },
+    "mexc": {
+        "rest_url": "https://api.mexc.com",
+        "ws_public_url": "wss://contract.mexc.com/edge",
+        "ws_private_url": "wss://contract.mexc.com/edge",
+        "staleness_ms": 1500,  # push.ticker arrives once a second
+    },
+}
 
 
 class VenuesSection(_Section):
     paper: PaperSection = msgspec.field(default_factory=PaperSection)
-    bybit: VenueSection = msgspec.field(
-        default_factory=lambda: _venue(
-            "https://api.bybit.com",
-            "wss://stream.bybit.com/v5/public/linear",
-            "wss://stream.bybit.com/v5/private",
-        )
-    )
-    binance: VenueSection = msgspec.field(
-        default_factory=lambda: _venue(
-            "https://fapi.binance.com",
-            "wss://fstream.binance.com/public",
-            "wss://fstream.binance.com/private",
-        )
-    )
-    mexc: VenueSection = msgspec.field(
-        default_factory=lambda: _venue(
-            "https://api.mexc.com", "wss://contract.mexc.com/edge", "wss://contract.mexc.com/edge", 1500
-        )
-    )
+    bybit: VenueSection = msgspec.field(default_factory=VenueSection)
+    binance: VenueSection = msgspec.field(default_factory=VenueSection)
+    mexc: VenueSection = msgspec.field(default_factory=VenueSection)
+
+    def fill_defaults(self) -> None:
+        for name, defaults in VENUE_DEFAULTS.items():
+            section = getattr(self, name)
+            for key, value in defaults.items():
+                if getattr(section, key) in ("", None):
+                    setattr(section, key, value)
 
 
 class ExecutionSection(_Section):
@@ -442,6 +453,7 @@ def load_config(path: str | os.PathLike[str] | None, env: Mapping[str, str] | No
         cfg = msgspec.convert(doc, Config, str_keys=True)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"{path or '<defaults>'}: {exc}") from None
+    cfg.venues.fill_defaults()
     problems = _validate(cfg)
     if problems:
         raise ConfigError("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))

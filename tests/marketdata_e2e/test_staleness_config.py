@@ -11,11 +11,6 @@ from titan.engine.settings import settings_from_config
 from titan.harness import write_config
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="titan/config.py: a partial [venues.mexc] (file or env, e.g. the supervisor's simulator "
-    "overrides) takes VenueSection's staleness_ms default 200 instead of MEXC's 1500",
-)
 def test_mexc_default_threshold_survives_a_partial_venue_section(tmp_path: Path) -> None:
     cfg_path = write_config(tmp_path, "ttcfg")
     cfg = load_config(str(cfg_path), env={"TITAN__VENUES__MEXC__REST_URL": '"http://127.0.0.1:1"'})

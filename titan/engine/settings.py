@@ -90,9 +90,15 @@ def settings_from_config(cfg: Config) -> EngineSettings:
     staleness = StalenessConfig(
         default_ms=risk.staleness_default_ms,
         per_venue_ms={
-            "mexc": cfg.venues.mexc.staleness_ms,
-            "bybit": cfg.venues.bybit.staleness_ms,
-            "binance": cfg.venues.binance.staleness_ms,
+            **{
+                v: ms
+                for v, sec in (
+                    ("mexc", cfg.venues.mexc),
+                    ("bybit", cfg.venues.bybit),
+                    ("binance", cfg.venues.binance),
+                )
+                if (ms := sec.staleness_ms) is not None
+            },
             **risk.staleness_ms,
         },
         paper_price_source=paper.price_source,
