@@ -10,6 +10,9 @@ Three closed-loop phases of the same well-behaved client (one request in flight,
    once its unread output passes ``ingress.max_output_bytes``; it reconnects and starts again);
 3. ``alone_after``: alone again, so a drift of the shared machine's load shows up.
 
+The hostile process is started with the ``spawn`` method: a script calling :func:`run` needs the usual
+``if __name__ == "__main__":`` guard (``bench/run.py`` and ``python -m bench.hostile_clients`` have it).
+
 The result holds each phase's percentiles (µs, HdrHistogram), how many replies were correct, the
 hostile traffic actually offered, and ``p99_ratio`` = hostile p99 / alone p99.
 """

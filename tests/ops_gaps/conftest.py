@@ -6,7 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.venues_e2e.conftest import ThreadSim
 from titan.harness import Engine, start_engine
+from titan.venues.sim import SimConfig
 
 
 @pytest.fixture(scope="session")
@@ -16,3 +18,13 @@ def paper_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
         yield eng
     finally:
         eng.stop()
+
+
+@pytest.fixture
+def bybit_sim() -> Iterator[ThreadSim]:
+    """The venue simulator in a thread of the test process, so the test can switch its faults."""
+    sim = ThreadSim(SimConfig(seed=5))
+    try:
+        yield sim
+    finally:
+        sim.close()

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 from tests.ops_gaps.helpers import orders_metric, scrape, trade, venue_health
+from tests.venues_e2e.conftest import ThreadSim
 from titan.harness import Engine, eventually, start_engine
 
 
@@ -65,3 +66,34 @@ def test_simulated_bybit_gateway_reports_session_and_orders(tmp_path: Path) -> N
         assert orders_metric(m, "bybit", "filled") >= 2
     finally:
         eng.stop()
+
+
+def test_rate_limited_bybit_shows_on_health_and_metrics(tmp_path: Path, bybit_sim: ThreadSim) -> None:
+    thread_sim = bybit_sim
+    env = {
+        **thread_sim.env(),  # every venue at the simulator (market data reads all three)
+        "TITAN__MARKETDATA__MODE": '"venues"',
+        "TITAN__MARKETDATA__SYMBOLS": '["BTC/USDT"]',
+        "TITAN__VENUES__PAPER__ENABLED": "false",
+        "TITAN__VENUES__BYBIT__ENABLED": "true",
+        "TITAN__ENGINE__START_SIM": "false",
+    }
+    eng = start_engine(tmp_path, extra="[routing]\nweights = { bybit = 1 }\n", env_overrides=env)
+    try:
+        bybit = eventually(lambda: (v := venue_health(eng, "bybit")) and v["session_up"] and v, timeout=20)
+        assert bybit["rate_limited"] is False
+        rejected0 = bybit["orders"]["rejected"]
+        thread_sim.call(set_storm(thread_sim, True))
+        asyncio.run(trade(eng, 1, "BTC/USDT", 65000, 65100, 3000))  # its order meets the storm
+        limited = eventually(
+            lambda: (v := venue_health(eng, "bybit")) and v["rate_limited"] and v, timeout=20, interval=0.1
+        )
+        assert limited["rate_limited_until_ms"] > 0 and limited["orders"]["rejected"] >= rejected0 + 1
+        assert scrape(eng)[("titan_execution_venue_rate_limited", (("venue", "bybit"),))] == 1
+    finally:
+        thread_sim.call(set_storm(thread_sim, False))
+        eng.stop()
+
+
+async def set_storm(sim: ThreadSim, on: bool) -> None:
+    sim.server.set_faults("bybit", rate_limit_storm=on)
