@@ -122,6 +122,8 @@ BRIDGE_SLOTS: Final[dict[str, int]] = {
     "publish_retries": 13,
     "heartbeats": 14,
     "rpc_replies": 15,
+    "permission_errors": 16,
+    "events_denied": 17,
 }
 # Marketdata: cell k is 1 while venue MARKETDATA_VENUES[k] is connected; updates_total after them.
 MARKETDATA_VENUES: Final = ("sim", "bybit", "binance", "mexc")

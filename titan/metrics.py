@@ -45,8 +45,8 @@ from titan.shm.ring import Ring
 from titan.shm.ticker import TickerTable, units_to_price
 
 RISK_STATES = ("Normal", "Cautious", "Defensive", "Emergency")
-# Bridge cells past BRIDGE_SLOTS, defined in titan/procs/bridge.py (nats.md §12, R38).
-BRIDGE_PERMISSION_CELLS = {"permission_errors": 16, "events_denied": 17}
+# The bridge's NATS permission cells (nats.md §12, R38).
+BRIDGE_PERMISSION_CELLS = {k: BRIDGE_SLOTS[k] for k in ("permission_errors", "events_denied")}
 HALT_STATES = ("OPEN", "SOFT_HALT", "HARD_HALT")
 QUANTILES = (0.5, 0.9, 0.99)
 
