@@ -14,7 +14,7 @@ from typing import Final, Generic, TypeVar
 K = TypeVar("K", bound=Hashable)
 
 
-EXACT_KEPT: Final = 100_000
+EXACT_KEPT: Final = 20_000  # newest ids kept as they are; older ones as digests (flat memory)
 _EMPTY: Final = 0  # a hash is never 0 (see _hash64)
 
 
