@@ -175,11 +175,9 @@ _SIZE_Q = Decimal(1).scaleb(-6)
 class TableSink:
     """Writes connector tickers into the shared-memory table (venue values rounded to the units)."""
 
-    def __init__(self, ctx: ChildContext, table: TickerTable, index: TickerIndex) -> None:
-        self.ctx = ctx
+    def __init__(self, table: TickerTable, index: TickerIndex) -> None:
         self.table = table
         self.index = index
-        self.last_beat = 0
         self.writes = 0  # ticker-table writes (published as updates_total on the heartbeat tick)
 
     @staticmethod
@@ -246,7 +244,7 @@ def feed_settings(cfg: Config) -> MarketDataSettings:
 
 
 def run_venues(ctx: ChildContext, table: TickerTable, index: TickerIndex, board: BoardPublisher) -> None:
-    sink = TableSink(ctx, table, index)
+    sink = TableSink(table, index)
 
     def alarm(venue: str, symbol: str, kind: str) -> None:
         ctx.log.warning("market data %s for %s on %s", kind, symbol, venue)
