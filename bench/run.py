@@ -50,7 +50,7 @@ from titan.harness import SECRET, Engine, start_engine
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 SCHEMA = 1
-EXTRA_PATHS = ("nats_path", "shm_doorbell", "core_cpu", "gateways", "hostile_clients")
+EXTRA_PATHS = ("nats_path", "shm_doorbell", "core_cpu", "gateways", "hostile_clients", "marketdata_latency")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
