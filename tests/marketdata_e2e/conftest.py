@@ -22,14 +22,17 @@ from titan.client import FastPathClient, Reply
 from titan.harness import SECRET, Engine, eventually, start_engine
 from titan.procs.marketdata import MARKETDATA_CELLS
 from titan.shm.board import StatusBoard
-from titan.shm.ticker import TickerIndex, TickerTable
+from titan.shm.ticker import TickerIndex, TickerSnapshot, TickerTable
+from titan.symbols import normalize_symbol
 
 VENUES = ("bybit", "binance", "mexc")
 SYMBOLS = ("BTC/USDT", "ETH/USDT")
-SOURCE_OF = {"bybit": "scavenger", "binance": "hunter", "mexc": "sentinel"}
+# Route name → the FastPath source routed there ("bybit+binance": a weighted route over both, R25).
+SOURCE_OF = {"bybit": "scavenger", "binance": "hunter", "mexc": "sentinel", "bybit+binance": "brain"}
 # Entry zones around the simulator's walks (BTC starts at 65000, ETH at 3200: titan/venues/sim/config.py).
 ZONES = {"BTC/USDT": (60000.0, 70000.0), "ETH/USDT": (3000.0, 3400.0)}
 SILENCE_MS = 3000  # receive-silence watchdog: above MEXC's 1 s cadence, short enough for a test
+FIRST_DATA_MS = 1000  # no data this long after subscribing: alarm (R15)
 ROUTING = """
 [routing]
 weights = { bybit = 1 }
@@ -39,18 +42,18 @@ weights = { bybit = 1 }
 weights = { binance = 1 }
 [routing.per_source.sentinel]
 weights = { mexc = 1 }
+[routing.per_source.brain]
+weights = { bybit = 1, binance = 1 }
 """
 ENV = {
     "TITAN__ENGINE__START_SIM": "true",
     "TITAN__MARKETDATA__MODE": '"venues"',
     "TITAN__MARKETDATA__SYMBOLS": '["BTC/USDT", "ETH/USDT"]',
     "TITAN__MARKETDATA__SILENCE_MS": str(SILENCE_MS),
+    "TITAN__MARKETDATA__FIRST_DATA_MS": str(FIRST_DATA_MS),
     "TITAN__VENUES__PAPER__ENABLED": "false",
     **{f"TITAN__VENUES__{v.upper()}__ENABLED": "true" for v in VENUES},
-    # risk-and-state.md §7's MEXC default, set explicitly: a config that names any venues.mexc key
-    # (the supervisor's simulator overrides do) currently falls back to 200 ms — see
-    # test_mexc_default_threshold_survives_a_partial_venue_section.
-    "TITAN__VENUES__MEXC__STALENESS_MS": "1500",
+    # Staleness thresholds are the defaults (risk-and-state.md §7): 200 ms, MEXC 1500 ms.
 }
 
 
@@ -97,6 +100,11 @@ class Rig:
         assert row is not None
         return self.table.updates(row)
 
+    def row(self, venue: str, symbol: str) -> TickerSnapshot | None:
+        row = self.index.row(venue, symbol)
+        assert row is not None
+        return self.table.read(row)
+
     def age_ms(self, venue: str, symbol: str) -> int | None:
         """Age of the (venue, symbol) ticker row as /health reports it (None: no row yet)."""
         _, body = self.engine.health()
@@ -113,14 +121,15 @@ class Rig:
         return int(eventually(old_enough, timeout=timeout, interval=0.01))
 
     # ------------------------------------------------------------------ intents
-    def intent(self, venue: str, symbol: str, *, confirm: bool = False) -> tuple[Reply, Reply | None]:
-        """PREPARE a marketable LONG routed to ``venue``; then CONFIRM (``confirm``) or ABORT it."""
-        signal_id = f"md-{venue}-{symbol.split('/')[0]}-{next(self._ids)}"
-        low, high = ZONES[symbol]
+    def intent(self, route: str, symbol: str, *, confirm: bool = False) -> tuple[Reply, Reply | None]:
+        """PREPARE a marketable LONG routed to ``route`` (a venue or a key of :data:`SOURCE_OF`), then
+        CONFIRM (``confirm``) or ABORT it. ``symbol`` in any spelling (``BTCUSDT``, ``BTC_USDT``, …)."""
+        signal_id = f"md-{route.replace('+', '-')}-{next(self._ids)}"
+        low, high = ZONES[normalize_symbol(symbol)]
 
         async def run() -> tuple[Reply, Reply | None]:
             async with FastPathClient(
-                self.engine.socket_path, SECRET, timeout=10.0, source=SOURCE_OF[venue]
+                self.engine.socket_path, SECRET, timeout=10.0, source=SOURCE_OF[route]
             ) as client:
                 prep = await client.prepare(
                     signal_id, symbol, "LONG", low, high, position_size=3000, velocity=0.01

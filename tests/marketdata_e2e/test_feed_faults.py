@@ -12,7 +12,7 @@ import pytest
 
 from titan.harness import eventually
 
-from .conftest import SILENCE_MS, SYMBOLS, VENUES, Rig
+from .conftest import FIRST_DATA_MS, SILENCE_MS, SYMBOLS, VENUES, Rig
 
 STALE = "MARKET_DATA_STALE"
 # risk-and-state.md §7: Bybit/Binance 200 ms, MEXC 1500 ms. R14's stimulus: an intent 250 ms /
@@ -44,6 +44,10 @@ def test_venue_mode_publishes_connected_and_updates(sim: Rig) -> None:
     # updates_total counts ticker-table writes (published on the heartbeat tick, so it may lag them).
     written = sum(sim.row_updates(v, s) for v in VENUES for s in SYMBOLS)
     assert 0 < sim.md("updates_total") <= written
+
+
+def updated_more_than(sim: Rig, venue: str, symbol: str, n: int) -> bool:
+    return sim.row_updates(venue, symbol) > n
 
 
 def fresher_than(sim: Rig, venue: str, symbol: str, ms: int) -> bool:
@@ -116,3 +120,51 @@ def test_dropped_public_connection_resubscribes_and_trading_resumes(sim: Rig, ve
         sim.passes(venue, symbol, timeout=5)
     conf = sim.trade(venue, "BTC/USDT", timeout=10)
     assert conf.executed, conf
+
+
+def test_stale_venue_of_a_weighted_route_denies_the_intent(sim: Rig) -> None:
+    """R25: fresh on bybit, stale on binance; a route over both is denied naming binance."""
+    symbol = "BTC/USDT"
+    sim.faults("binance", frozen_symbols=[symbol])
+    sim.wait_age_at_least("binance", symbol, STIMULUS_MS["binance"], timeout=5)
+    prep, _ = sim.intent("bybit+binance", symbol)
+    assert prep.reason == STALE, prep
+    assert prep.message is not None and f"{symbol} on binance" in prep.message, prep.message
+    # With only bybit routed it passes; every spelling of the symbol reaches the same (stale) row.
+    sim.passes("bybit", symbol, timeout=2)
+    for spelling in ("BTCUSDT", "BTC_USDT", "BTC/USDT"):
+        prep, _ = sim.intent("binance", spelling)
+        assert prep.reason == STALE, (spelling, prep)
+        prep, _ = sim.intent("bybit", spelling)
+        assert prep.prepared, (spelling, prep)
+
+
+def test_silent_subscription_alarms_and_recovers(sim: Rig) -> None:
+    """R15 in the engine: subscriptions acknowledged, then silent: first-data alarm, intents denied
+    stale, other venues unaffected; once the venue serves again, the watchdog's new session flows."""
+    venue = "bybit"
+    alarms_before = sim.md(f"first_data_alarms.{venue}")
+    sim.faults(venue, silent_subscriptions=True)
+    assert sim.drop_public(venue) >= 1  # resubscribe: the new subscriptions are the silent ones
+    eventually(lambda: sim.md(f"first_data_alarms.{venue}") > alarms_before, timeout=FIRST_DATA_MS / 1000 + 5)
+    for symbol in SYMBOLS:
+        assert_stale(sim, venue, symbol)
+    for other in ("binance", "mexc"):
+        sim.passes(other, "BTC/USDT", timeout=2)
+
+    silence_before = sim.md(f"silence_reconnects.{venue}")
+    sim.faults(venue, silent_subscriptions=False)
+    eventually(lambda: sim.md(f"silence_reconnects.{venue}") > silence_before, timeout=SILENCE_MS / 1000 + 5)
+    for symbol in SYMBOLS:
+        sim.passes(venue, symbol, timeout=5)
+
+
+def test_bybit_rows_hold_the_merged_state(sim: Rig) -> None:
+    """R20 in the engine: Bybit sends deltas of changed fields only; every row keeps the full ticker."""
+    for symbol in SYMBOLS:
+        updates = sim.row_updates("bybit", symbol)
+        eventually(partial(updated_more_than, sim, "bybit", symbol, updates + 5), timeout=5)  # deltas
+        snap = sim.row("bybit", symbol)
+        assert snap is not None
+        assert min(snap.bid, snap.bid_size, snap.ask, snap.ask_size, snap.last, snap.mark) > 0, snap
+        assert snap.bid < snap.ask, snap

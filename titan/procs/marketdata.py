@@ -37,10 +37,16 @@ from titan.shm.ticker import TickerIndex, TickerTable, price_to_units, size_to_u
 
 # Per-venue counters beside MARKETDATA_SLOTS on the marketdata row (cells 12.. are free there):
 # ``connects.<v>`` WebSocket sessions opened, ``silence_reconnects.<v>`` sessions the receive-silence
-# watchdog ended, ``tickers.<v>`` tickers decoded from that venue's feed.
+# watchdog ended, ``tickers.<v>`` tickers decoded from that venue's feed, ``first_data_alarms.<v>``
+# subscriptions without data ``marketdata.first_data_ms`` after subscribing (R15).
 MARKETDATA_EXTRA_SLOTS: Final[dict[str, int]] = {
     f"{name}.{v}": base + k
-    for name, base in (("connects", 12), ("silence_reconnects", 16), ("tickers", 20))
+    for name, base in (
+        ("connects", 12),
+        ("silence_reconnects", 16),
+        ("tickers", 20),
+        ("first_data_alarms", 24),
+    )
     for k, v in enumerate(MARKETDATA_VENUES)
 }
 MARKETDATA_CELLS: Final[dict[str, int]] = {**MARKETDATA_SLOTS, **MARKETDATA_EXTRA_SLOTS}
@@ -84,6 +90,7 @@ def publish_feeds(board: BoardPublisher, connectors: Sequence[FeedConnector], ta
             board.count(f"connects.{venue}", c.stats.connects)
             board.count(f"silence_reconnects.{venue}", c.stats.silence_reconnects)
             board.count(f"tickers.{venue}", c.stats.tickers)
+            board.count(f"first_data_alarms.{venue}", c.stats.first_data_alarms)
     board.count("updates_total", table_writes)
 
 
