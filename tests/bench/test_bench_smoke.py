@@ -10,7 +10,7 @@ import pytest
 
 from bench.baseline_chain import run_baseline
 from bench.report import check_complete, render_table
-from bench.run import SuiteConfig, save
+from bench.run import EXTRA_PATHS, SuiteConfig, save
 
 
 def _bench_segments() -> set[str]:
@@ -51,7 +51,7 @@ def test_quick_suite_writes_complete_json_and_plot(tmp_path: Path) -> None:
         "CONFIRM→executed",
         "throughput,",
     }
-    assert set(loaded["extra_paths"]) == {"nats_path", "shm_doorbell", "core_cpu", "gateways"}
+    assert set(loaded["extra_paths"]) == set(EXTRA_PATHS)  # each reported, run or "not available"
     assert "baseline chain" in render_table(loaded)
     if plot_problem is None:
         assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
