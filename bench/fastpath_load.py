@@ -112,6 +112,9 @@ def _failure_reason(reply: Reply) -> str:
     return str(reply.reason or reply.error or reply.status or "unexpected reply")
 
 
+MARKETABLE_VELOCITY = 0.01
+
+
 def symbol_of(i: int) -> str:
     return SYMBOLS[i % len(SYMBOLS)]
 
@@ -119,8 +122,17 @@ def symbol_of(i: int) -> str:
 async def _prepare(client: FastPathClient, prices: PriceRef, sid: str, i: int, trace: bool = False) -> Reply:
     symbol = symbol_of(i)
     low, high = prices.zone(symbol)
+    # velocity > 0.005: a marketable order (fastpath.md §8), so CONFIRM→executed measures a fill;
+    # a maker intent would rest (or be rejected when the book moved through it).
     return await client.prepare(
-        sid, symbol, DIRECTIONS[(i // len(SYMBOLS)) % 2], low, high, position_size=POSITION_USD, trace=trace
+        sid,
+        symbol,
+        DIRECTIONS[(i // len(SYMBOLS)) % 2],
+        low,
+        high,
+        position_size=POSITION_USD,
+        trace=trace,
+        velocity=MARKETABLE_VELOCITY,
     )
 
 

@@ -245,7 +245,9 @@ async def good_client(
                     good = getattr(reply, "pong", False) is True
                 else:
                     sid = f"hostile-bench-{tag}-{i}"
-                    reply = await client.prepare(sid, "BTCUSDT", "LONG", 50000, 50100, position_size=100)
+                    reply = await client.prepare(
+                        sid, "BTCUSDT", "LONG", 50000, 50100, position_size=100, velocity=0.01
+                    )
                     good = getattr(reply, "prepared", False) is True and reply.signal_id == sid
             except FastPathError:
                 good = False
