@@ -34,7 +34,10 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_default_config_loads_without_any_key() -> None:
     cfg = load_config(DEFAULT_CONFIG, env={})
     assert cfg.http.port == 3002 and cfg.http.bind == "127.0.0.1"
-    assert cfg.venues_enabled() == ["paper"]
+    # Everything local: the venue simulator under the supervisor (no keys: its [sim] accounts), its
+    # streams as market data, orders to its Bybit and to paper.
+    assert cfg.engine.start_sim and cfg.marketdata.mode == "venues"
+    assert cfg.venues_enabled() == ["bybit", "paper"] and cfg.venues.bybit.api_key == ""
     assert preflight(cfg) == [] or all("live engine" in p for p in preflight(cfg))
 
 
