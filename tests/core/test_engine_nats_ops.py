@@ -188,7 +188,9 @@ def test_weighted_routing_splits_into_legs_per_venue() -> None:
     assert len({o.coid for o in rig.out.new_orders()}) == 2
 
 
-def test_reconciliation_gates_readiness_corrects_positions_and_adopts_our_orders() -> None:
+def test_R7_R8_reconciliation_gates_readiness_corrects_positions_and_adopts_our_orders() -> None:
+    """R7: the venue's position (no fill history) is adopted with a ClassPPosition drift and the
+    engine starts; R8: our resting order is adopted, the foreign one reported and left alone."""
     rig = Rig(make_settings(venues=("bybit",)))
     assert not rig.engine.ready
     snap = ReconcileSnapshot(
@@ -211,6 +213,7 @@ def test_reconciliation_gates_readiness_corrects_positions_and_adopts_our_orders
     assert rig.engine.state.shadow.cash["main"] == Decimal("12345.5")
     assert ("te" + "a" * 20 + "y000") in rig.engine.state.legs
     assert rig.engine.counters.foreign_orders == 1
+    assert not [o for o in rig.out.new_orders() if getattr(o, "coid", "") == "foreign-1"]  # never cancelled
     drift = rig.out.of(DriftEvent)
     assert drift and drift[-1].drift_class == "ClassPPosition"
 
