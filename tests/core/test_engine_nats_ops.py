@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 
 from tests.core.fakes import Rig, make_settings
-from titan.events.payloads import DlqEvent, DriftEvent, RejectEvent, TradeClosedEvent, TruthEvent
+from titan.events.payloads import (
+    DlqEvent,
+    DriftEvent,
+    RejectEvent,
+    ShadowFillEvent,
+    TradeClosedEvent,
+    TruthEvent,
+)
 from titan.messages import (
     ACK,
     CancelRequest,
@@ -223,3 +230,14 @@ def test_reconcile_start_timeout_is_fatal() -> None:
     rig.clock.advance_ms(1_001)
     rig.engine.on_timer()
     assert rig.engine.fatal is not None
+
+
+@pytest.mark.parametrize("direction", [1, -1])
+def test_nats_intent_emits_its_shadow_fill_at_the_touch(direction: int) -> None:
+    """nats.md §9.3: one shadow fill per processed intent, on the NATS path too."""
+    rig = Rig()
+    rig.place(nats_intent(rig, f"sf{direction}", direction=direction))
+    [shadow] = rig.out.of(ShadowFillEvent)
+    assert shadow.signal_id == f"sf{direction}" and shadow.direction == direction
+    assert shadow.size == Decimal("0.002")
+    assert shadow.best_ask > shadow.best_bid > 0

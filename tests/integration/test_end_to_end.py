@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -60,10 +61,12 @@ async def drive(engine: Engine) -> tuple[dict[str, Any], list[dict[str, Any]], d
             if i == KILL_AT:
                 os.kill(pids_before["core"], signal.SIGKILL)
             sid = f"e2e-{i}"
-            # A strategy retries ENGINE_NOT_READY (nothing happened) until core is back: bounded.
-            for _attempt in range(500):
+            # A strategy retries ENGINE_NOT_READY (nothing happened) until core is back, within a
+            # deadline generous enough for a restart on a loaded 2-core machine.
+            deadline = time.monotonic() + 60
+            while True:
                 outcome = await one_intent(client, sid)
-                if "ENGINE_NOT_READY" not in str(outcome[1]):
+                if "ENGINE_NOT_READY" not in str(outcome[1]) or time.monotonic() > deadline:
                     break
                 not_ready += 1
                 await asyncio.sleep(0.01)

@@ -557,7 +557,7 @@ class Engine:
             prep.risk, verdict, intent.t_signal_ms, prep.t_ingress_ms, sid, (), now_ms, now_ns, stages
         )
         if self.s.shadow_fills:
-            self._shadow_fill(intent, prep, now_ms)
+            self._shadow_fill(intent, prep.risk, prep.t_ingress_ms, now_ms)
         self._confirm_tickers = _NO_TICKERS
         deadline_ns = now_ns + self.s.confirm_reply_deadline_ms * 1_000_000
         self.pending[sid] = PendingReply(cmd.conn, cmd.req, deadline_ns, stages)
@@ -657,11 +657,12 @@ class Engine:
             fields["status"] = outcome.status.value if not states else "ACKED"
         return fields
 
-    def _shadow_fill(self, intent: Intent, prep: Prepared, now_ms: int) -> None:
-        venue = next(iter(self.s.instruments.get(prep.risk.symbol, _NO_METAS)), None)
+    def _shadow_fill(self, intent: Intent, risk: RiskIntent, t_ingress_ms: int, now_ms: int) -> None:
+        """nats.md §9.3: one simulated fill per processed intent, at the touch (FastPath and NATS)."""
+        venue = next(iter(self.s.instruments.get(risk.symbol, _NO_METAS)), None)
         if venue is None:
             return
-        quote = self._confirm_tickers.get(venue) or self.quote(venue, prep.risk.symbol)
+        quote = self._confirm_tickers.get(venue) or self.quote(venue, risk.symbol)
         if quote is None:
             return
         self.out.event(
@@ -672,9 +673,9 @@ class Engine:
                 direction=intent.direction,
                 best_bid=quote.bid,
                 best_ask=quote.ask,
-                size=prep.risk.size,
+                size=risk.size,
                 t_signal=intent.t_signal_ms,
-                t_ingress=prep.t_ingress_ms,
+                t_ingress=t_ingress_ms,
                 t_decision=now_ms,
                 t_exchange=quote.exchange_ts_ms or now_ms,
             )
@@ -880,6 +881,8 @@ class Engine:
                 venue=verdict.venue or intent.exchange,
             )
         self._accept(risk, verdict, intent.t_signal_ms, msg.t_ingress_ms, corr, dedupe, now_ms, now_ns, None)
+        if self.s.shadow_fills:
+            self._shadow_fill(intent, risk, msg.t_ingress_ms, now_ms)
         self.out.event(IntakeDone(msg.ref, "accepted"))
         return None
 
