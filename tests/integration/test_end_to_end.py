@@ -14,6 +14,7 @@ import msgspec
 import nats
 import pytest
 
+from tests.bridge.conftest import stream_messages
 from titan.client import FastPathClient
 from titan.harness import SECRET, Engine, eventually, pid_alive, start_engine
 
@@ -72,7 +73,8 @@ async def drive(engine: Engine) -> tuple[dict[str, Any], list[dict[str, Any]], d
                 await asyncio.sleep(0.01)
             outcomes[sid] = outcome
         n_filled = sum(1 for kind, status in outcomes.values() if kind == "executed" and status == "FILLED")
-        await asyncio.wait_for(_until(lambda: len(fills) >= n_filled), 30)
+        # Distinct events: a re-sent duplicate (same id) must not end the wait early.
+        await asyncio.wait_for(_until(lambda: len({f["id"] for f in fills}) >= n_filled), 30)
     finally:
         await client.close()
         await nc.drain()
@@ -117,10 +119,17 @@ def test_thousand_intents_survive_a_core_kill(engine: Engine) -> None:
     # either way, once the supervisor had restarted core every intent went through, exactly once.
     assert len(filled) == N_INTENTS, (kinds.count("executed"), not_ready, errors)
 
-    # One fill event per filled intent, none for anything else, none twice.
-    fill_sids = [f["payload"]["signalId"] for f in fills]
+    # One fill event per filled intent, none for anything else. A core killed between pushing an
+    # event and recording that it did re-sends it on restart with the same id: JetStream stores it
+    # once (Nats-Msg-Id), and a plain subscriber that sees it twice dedupes by the envelope id.
+    by_id = {f["id"]: f for f in fills}
+    fill_sids = [f["payload"]["signalId"] for f in by_id.values()]
     assert len(fill_sids) == len(set(fill_sids))
     assert set(fill_sids) == filled
+    stored = asyncio.run(stream_messages(engine.nats_url, "TITAN_EVT", "titan.evt.execution.fill.v1.>"))
+    stored_sids = [msgspec.json.decode(data)["payload"]["signalId"] for _, _, data in stored]
+    assert sorted(stored_sids) == sorted(filled)  # in the stream exactly once each
+    assert all(headers.get("Nats-Msg-Id") for _, headers, _ in stored)
     for f in fills:
         p = f["payload"]
         assert p["side"] == "BUY" and p["symbol"] == "BTC/USDT" and p["status"] == "FILLED"
