@@ -61,7 +61,7 @@ class Alarms:
         self.seen.append((venue, symbol, kind))
 
 
-async def eventually(check: Callable[[], bool], timeout_s: float = 10.0) -> None:
+async def eventually(check: Callable[[], bool], timeout_s: float = 30.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout_s
     while not check():
         if asyncio.get_running_loop().time() > deadline:
