@@ -7,12 +7,14 @@ import datetime as dt
 import hashlib
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from titan.engine.events import rfc3339
+from titan.engine.events import report_after_sent, report_event, rfc3339
 from titan.risk.checks import CheckConfig, RiskIntent, TickerView, still_valid
 from titan.risk.decision import DAILY_VOLUME, SIGMA, impact_bps
 from titan.risk.dedupe import HashedIds, SeenIds
@@ -23,8 +25,9 @@ from titan.routing.router import InstrumentMeta, RouteTarget, split_quantity
 from titan.state.decimals import MONEY_CONTEXT
 from titan.state.fsm import LegFsm, LegProgress, LegState, intent_status
 from titan.state.journal import BufferedJournal, JournalWriter, scan_journal
-from titan.state.records import CashRecord, LegTransitionRecord
-from titan.state.replay import TrackedLeg, status_of
+from titan.state.records import CashRecord, FillRecord, IntentAccepted, LegPlan, LegTransitionRecord
+from titan.state.replay import CoreState, TrackedLeg, status_of
+from titan.state.shadow import Fill
 
 D = Decimal
 POLICY = load_policy(Path(__file__).resolve().parents[2] / "config" / "risk_policy.json")
@@ -184,3 +187,32 @@ def test_status_of_tracked_legs_is_intent_status(
         for k, (state, filled) in enumerate(legs)
     ]
     assert status_of(tracked, target) is intent_status([LegProgress(s, f) for s, f in legs], target)
+
+
+@pytest.mark.parametrize("to", [LegState.FILLED, LegState.PARTIAL_FILL, LegState.ACKED, LegState.REJECTED])
+@pytest.mark.parametrize("reason", [None, "post only would cross"])
+def test_report_after_sent_is_the_full_report(to: LegState, reason: str | None) -> None:
+    state = CoreState()
+    plan = LegPlan("c0", 0, "paper", D("0.002"), "LIMIT", "POST_ONLY", D(50000), "BTCUSDT")
+    accepted = IntentAccepted(
+        "s", "main", "BTC/USDT", 1, D("0.002"), D(0), D(50000), (plan,), t_signal_ms=5, correlation_id="k"
+    )
+    state.apply(accepted, 10)
+    leg = state.legs["c0"]  # updated in place (and left in memory once the intent finishes)
+    state.apply(LegTransitionRecord("c0", to, 20, 20, reason, via_sent=True, venue_order_id="v1"), 20)
+    filled = to in (LegState.FILLED, LegState.PARTIAL_FILL)
+    if filled:
+        state.apply(
+            FillRecord(Fill("main", "paper", "BTC/USDT", 1, D("0.001"), D(50000), D(0), "t1", 20)), 20
+        )
+    engine: Any = SimpleNamespace(state=state)
+    last_fill = (D("0.001"), D(50000)) if filled else None
+    sent = report_event(engine, leg, accepted, None, 30, sent_only=True)
+    assert sent.status == "SENT" and sent.seq == 2
+    assert report_after_sent(sent, leg, last_fill) == report_event(engine, leg, accepted, last_fill, 30)
+
+
+def test_rfc3339_of_consecutive_seconds_and_back() -> None:
+    for ms in (1_000, 1_999, 2_000, 1_500, 86_400_000 * 365 + 7, 0):
+        t = dt.datetime.fromtimestamp(ms // 1000, dt.UTC)
+        assert rfc3339(ms) == t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"

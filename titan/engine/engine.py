@@ -28,6 +28,7 @@ from titan.engine.events import (
     drift_event,
     exposure_event,
     fill_event,
+    report_after_sent,
     report_event,
     trade_event,
     truth_event,
@@ -69,7 +70,7 @@ from titan.risk.state import HaltMode, HaltState, RiskControl
 from titan.routing.coid import client_order_id, flatten_signal_id, is_our_coid
 from titan.routing.router import InstrumentMeta
 from titan.state.decimals import MONEY_CONTEXT, ZERO, plain
-from titan.state.fsm import LEGAL_TRANSITIONS, TERMINAL_STATES, LegState
+from titan.state.fsm import LEGAL_TRANSITIONS, TERMINAL_STATES, LegState, LegStates
 from titan.state.reconcile import position_correction
 from titan.state.records import (
     CashRecord,
@@ -90,7 +91,10 @@ from titan.symbols import venue_symbol
 
 log = logging.getLogger("titan.core.engine")
 
-S = LegState
+S = LegStates
+_OPEN: Final = HaltMode.OPEN  # plain globals: Enum class attributes are slower to read
+_SOFT: Final = HaltMode.SOFT
+_HARD: Final = HaltMode.HARD
 _FIRST_OUTCOME_PENDING: Final = frozenset({S.ACCEPTED, S.SENT})
 _LEG_FAILED: Final = frozenset({S.REJECTED, S.DENIED, S.FAILED})
 _REPORT_STATE: Final[dict[str, LegState]] = {
@@ -338,7 +342,7 @@ class Engine:
 
     @property
     def halt_mode(self) -> HaltMode:
-        return HaltMode.HARD if self.supervisor_halt else self.control.halt.state
+        return _HARD if self.supervisor_halt else self.control.halt.state
 
     # --- journal --------------------------------------------------------------------------------
 
@@ -386,7 +390,7 @@ class Engine:
             now_mono_ns=now_ns,
             effective_state=self.control.effective_state(now_ms),
             armed=self.control.armed or intent.flatten,
-            halt=HaltMode.OPEN if intent.flatten else self.halt_mode,
+            halt=_OPEN if intent.flatten else self.halt_mode,
             duplicate_signal_id=intent.signal_id in self.state.accepted_ids,
             duplicate_causation_id=self.state.causation.is_duplicate(intent.causation_id, now_ms),
             registered_venues=self.s.venues,
@@ -532,7 +536,7 @@ class Engine:
                 "max_age_ms": self.s.prepare_ttl_ms,
             }
         halt = self.halt_mode
-        if halt is HaltMode.HARD or (halt is HaltMode.SOFT and not prep.risk.reduce_only):
+        if halt is _HARD or (halt is _SOFT and not prep.risk.reduce_only):
             return self._denied("executed", sid, ReasonCode.SYSTEM_HALTED, f"System halted ({halt.value})")
         if not self.control.armed:
             return {
@@ -583,7 +587,7 @@ class Engine:
         risk = prep.risk
         if (
             self.control.effective_state(now_ms) is not prep.effective_state
-            or (HaltMode.OPEN if risk.flatten else self.halt_mode) is not prep.halt
+            or (_OPEN if risk.flatten else self.halt_mode) is not prep.halt
             or (self.control.armed or risk.flatten) != prep.armed
             or now_ms // DAY_MS != prep.day
             or (
@@ -1105,8 +1109,11 @@ class Engine:
     ) -> None:
         if accepted is not None:
             if via_sent:
-                self.out.event(report_event(self, leg, accepted, None, now_ms, sent_only=True))
-            self.out.event(report_event(self, leg, accepted, last_fill, now_ms))
+                sent = report_event(self, leg, accepted, None, now_ms, sent_only=True)
+                self.out.event(sent)
+                self.out.event(report_after_sent(sent, leg, last_fill))
+            else:
+                self.out.event(report_event(self, leg, accepted, last_fill, now_ms))
 
     def _fill(
         self,

@@ -6,6 +6,8 @@ import time as _time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Final
 
+import msgspec
+
 from titan.events.payloads import (
     DriftEvent,
     ExposureEvent,
@@ -26,10 +28,19 @@ if TYPE_CHECKING:
     from titan.engine.engine import Engine
 
 
+_MILLIS: Final = tuple(f"{n:03d}Z" for n in range(1000))
+_last_second: list[tuple[int, str]] = [(-1, "")]  # the last second's text (trades come in bursts)
+
+
 def rfc3339(ms: int) -> str:
     """Epoch ms → ``2026-01-01T00:00:00.000Z`` (UTC)."""
-    t = _time.gmtime(ms // 1000)
-    return f"{t[0]:04d}-{t[1]:02d}-{t[2]:02d}T{t[3]:02d}:{t[4]:02d}:{t[5]:02d}.{ms % 1000:03d}Z"
+    second = ms // 1000
+    last, text = _last_second[0]
+    if second != last:
+        t = _time.gmtime(second)
+        text = f"{t[0]:04d}-{t[1]:02d}-{t[2]:02d}T{t[3]:02d}:{t[4]:02d}:{t[5]:02d}."
+        _last_second[0] = (second, text)
+    return text + _MILLIS[ms % 1000]
 
 
 def _wall_of(leg: TrackedLeg, state: LegState) -> int | None:
@@ -41,6 +52,7 @@ def _wall_of(leg: TrackedLeg, state: LegState) -> int | None:
 
 _SENT: Final = LegState.SENT
 _ACKED: Final = LegState.ACKED
+_ACCEPTED: Final = LegState.ACCEPTED
 
 
 def _sent_and_ack(transitions: list[Transition]) -> tuple[int | None, int | None]:
@@ -75,7 +87,7 @@ def report_event(
     n = len(transitions)
     prev: str | None
     if sent_only:
-        status, prev, seq = _SENT, LegState.ACCEPTED, n - 2
+        status, prev, seq = _SENT, _ACCEPTED, n - 2
     else:
         status = fsm.state
         prev = transitions[-1].from_state if n > 2 else None
@@ -134,6 +146,25 @@ def report_event(
     )
 
 
+def report_after_sent(
+    sent: OrderReportEvent, leg: TrackedLeg, last_fill: tuple[Decimal, Decimal] | None
+) -> OrderReportEvent:
+    """The report of the transition that follows a ``sent_only`` report of the same leg in the same
+    step: exactly :func:`report_event` (same state, same clock), by replacing what differs."""
+    transitions = leg.fsm.transitions
+    n = len(transitions)
+    last = transitions[-1]
+    return msgspec.structs.replace(
+        sent,
+        status=leg.fsm.state,
+        prev_status=last.from_state if n > 2 else None,
+        seq=n - 1,
+        last_fill_qty=None if last_fill is None else last_fill[0],
+        last_fill_price=None if last_fill is None else last_fill[1],
+        reason=last.reason,
+    )
+
+
 def fill_event(
     fill: Fill,
     leg: TrackedLeg | None,
@@ -150,7 +181,7 @@ def fill_event(
         # transitions[1] is VALIDATED → ACCEPTED for every planned leg (adopted legs have none).
         t_decision = (
             transitions[1].t_wall_ms
-            if len(transitions) > 1 and transitions[1].to_state is LegState.ACCEPTED
+            if len(transitions) > 1 and transitions[1].to_state is _ACCEPTED
             else _wall_of(leg, LegState.ACCEPTED) or 0
         )
         t_ack = _sent_and_ack(transitions)[1] or now_ms

@@ -31,6 +31,12 @@ REDUCE_ONLY_TYPES: Final = frozenset({"CLOSE", "CLOSE_LONG", "CLOSE_SHORT"})
 INTENT_TYPES: Final = frozenset({"BUY_SETUP", "SELL_SETUP"}) | REDUCE_ONLY_TYPES
 ACTIVE_STATUSES: Final = frozenset({"PENDING", "VALIDATED"})
 LEVERAGE_UNKNOWN: Final = Decimal(999)
+# Plain globals for the enum members the checks compare against (Enum class attributes read slower).
+_HARD: Final = HaltMode.HARD
+_SOFT: Final = HaltMode.SOFT
+_CAUTIOUS: Final = RiskState.CAUTIOUS
+_DEFENSIVE: Final = RiskState.DEFENSIVE
+_EMERGENCY: Final = RiskState.EMERGENCY
 
 
 class RiskIntent(msgspec.Struct, frozen=True, gc=False):
@@ -185,7 +191,8 @@ def run_checks(inp: CheckInputs) -> Approval | Denial:
     symbol = intent.symbol
 
     # 0. Interlocks.
-    if inp.halt is HaltMode.HARD or (inp.halt is HaltMode.SOFT and not reduce_only):
+    halt = inp.halt
+    if halt is _HARD or (halt is _SOFT and not reduce_only):
         return deny(ReasonCode.SYSTEM_HALTED, mode=inp.halt.value)
     if not inp.armed:
         return deny(ReasonCode.SYSTEM_DISARMED)
@@ -243,10 +250,10 @@ def run_checks(inp: CheckInputs) -> Approval | Denial:
             )  # fmt: skip
     # 7. Effective risk state.
     state = inp.effective_state
-    if state is RiskState.EMERGENCY and not (reduce_only and cfg.emergency_allow_reduce_only):
+    if state is _EMERGENCY and not (reduce_only and cfg.emergency_allow_reduce_only):
         return deny(ReasonCode.RISK_STATE_EMERGENCY, mode="reduce-only" if cfg.emergency_allow_reduce_only
                     else "all blocked")  # fmt: skip
-    if state is RiskState.DEFENSIVE and not reduce_only:
+    if state is _DEFENSIVE and not reduce_only:
         return deny(ReasonCode.RISK_STATE_DEFENSIVE)
     # 8. Reduce-only needs something to reduce on the targets, in the right direction.
     side = intent.direction
@@ -328,7 +335,7 @@ def _priced_checks(
     # 15. Equity known.
     if inp.equity is None:
         return deny(ReasonCode.EQUITY_UNKNOWN, account=intent.account)
-    if inp.effective_state is RiskState.CAUTIOUS and not reduce_only:
+    if inp.effective_state is _CAUTIOUS and not reduce_only:
         quantity = quantity * cfg.cautious_size_multiplier
     add = quantity * price
     if not reduce_only:
@@ -348,7 +355,7 @@ def _priced_checks(
     zone = intent.entry_zone
     limit_price = zone[0] if zone and zone[0] > 0 else None
     decision = decide_order(
-        side, add, limit_price, reduce_only, inp.halt is HaltMode.SOFT, book, intent.velocity, zone
+        side, add, limit_price, reduce_only, inp.halt is _SOFT, book, intent.velocity, zone
     )
     if not decision.feasible:
         return deny(ReasonCode.IMPACT_TOO_HIGH, impact_bps=decision.impact_bps)

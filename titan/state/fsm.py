@@ -30,7 +30,28 @@ class LegState(StrEnum):
     RECONCILED = "RECONCILED"
 
 
-S = LegState
+class LegStates:
+    """:class:`LegState`'s members as plain class attributes: on hot paths, reading an Enum class's
+    attribute costs ~0.1 µs more than a plain class's (CPython 3.11 does not specialise it)."""
+
+    RECEIVED: Final = LegState.RECEIVED
+    VALIDATED: Final = LegState.VALIDATED
+    ACCEPTED: Final = LegState.ACCEPTED
+    SENT: Final = LegState.SENT
+    UNKNOWN: Final = LegState.UNKNOWN
+    ACKED: Final = LegState.ACKED
+    PARTIAL_FILL: Final = LegState.PARTIAL_FILL
+    PENDING_CANCEL: Final = LegState.PENDING_CANCEL
+    FILLED: Final = LegState.FILLED
+    CANCELED: Final = LegState.CANCELED
+    EXPIRED: Final = LegState.EXPIRED
+    REJECTED: Final = LegState.REJECTED
+    DENIED: Final = LegState.DENIED
+    FAILED: Final = LegState.FAILED
+    RECONCILED: Final = LegState.RECONCILED
+
+
+S = LegStates
 _FINISHED: Final = frozenset({S.FILLED, S.CANCELED, S.EXPIRED, S.REJECTED, S.DENIED, S.FAILED})
 TERMINAL_STATES: Final = _FINISHED | {S.RECONCILED}
 

@@ -24,7 +24,8 @@ HEADER: Final = struct.Struct("<II")
 MAX_RECORD_BYTES: Final = 16 * 1024 * 1024
 
 _encoder: Final = msgspec.msgpack.Encoder()
-_NO_HEADER: Final = bytes(8)  # room for a frame header, filled in once the payload is encoded
+_encode: Final = _encoder.encode
+_pack_header: Final = HEADER.pack
 _decoder: Final = msgspec.msgpack.Decoder(JournalEntry)
 
 
@@ -178,7 +179,7 @@ class BufferedJournal:
 
     def __init__(self, writer: JournalWriter) -> None:
         self.writer = writer
-        self.buffer = bytearray()  # whole frames not yet written (encoded in place, no copies)
+        self.buffer = bytearray()  # whole frames not yet written
         self.last_seq = writer.next_seq - 1  # appended (maybe not yet written)
         self.written_seq = self.last_seq  # handed to the OS
         self._first_ns = 0
@@ -186,13 +187,13 @@ class BufferedJournal:
     def append(self, record: Record, t_ms: int, now_mono_ns: int) -> int:
         seq = self.last_seq + 1
         buf = self.buffer
-        start = len(buf)
-        if not start:
+        if not buf:
             self._first_ns = now_mono_ns
-        buf += _NO_HEADER
-        _encoder.encode_into(JournalEntry(seq=seq, t_ms=t_ms, record=record), buf, start + HEADER.size)
-        with memoryview(buf) as view, view[start + HEADER.size :] as payload:
-            HEADER.pack_into(buf, start, len(payload), zlib.crc32(payload))
+        # Encoding to bytes and copying them is cheaper than encode_into + a memoryview for the CRC
+        # (~0.8 vs ~2 µs per record): frames are a few hundred bytes.
+        payload = _encode(JournalEntry(seq, t_ms, record))
+        buf += _pack_header(len(payload), zlib.crc32(payload))
+        buf += payload
         self.last_seq = seq
         return seq
 

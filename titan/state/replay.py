@@ -24,6 +24,7 @@ from titan.state.fsm import (
     LegFsm,
     LegProgress,
     LegState,
+    LegStates,
     Transition,
     intent_status,
 )
@@ -43,6 +44,8 @@ from titan.state.records import (
     RiskRecord,
 )
 from titan.state.shadow import FillEffect, ShadowBook, ShadowSnapshot
+
+S = LegStates
 
 
 class TrackedLeg(msgspec.Struct, gc=False):
@@ -208,10 +211,10 @@ class CoreState:
                 record.signal_id,
                 plan.coid,
                 record.symbol,
-                state=LegState.ACCEPTED,
+                state=S.ACCEPTED,
                 transitions=[
-                    Transition(LegState.RECEIVED, LegState.VALIDATED, t_ns, t_ms, None),
-                    Transition(LegState.VALIDATED, LegState.ACCEPTED, t_ns, t_ms, None),
+                    Transition(S.RECEIVED, S.VALIDATED, t_ns, t_ms, None),
+                    Transition(S.VALIDATED, S.ACCEPTED, t_ns, t_ms, None),
                 ],
             )
             leg = TrackedLeg(
@@ -229,15 +232,15 @@ class CoreState:
             return  # the order finished and left memory; the journal keeps its history
         if record.venue_order_id:
             leg.venue_order_id = record.venue_order_id
-        if record.via_sent and leg.fsm.state is LegState.ACCEPTED:
-            leg.fsm.advance(LegState.SENT, record.t_mono_ns, record.t_wall_ms, None)  # not terminal
+        if record.via_sent and leg.fsm.state is S.ACCEPTED:
+            leg.fsm.advance(S.SENT, record.t_mono_ns, record.t_wall_ms, None)  # not terminal
         self._add_working(leg, -1)
         moved = leg.fsm.advance(record.to_state, record.t_mono_ns, record.t_wall_ms, record.reason)
         self._add_working(leg, 1)
         if not moved:
             self.illegal_transitions += 1
             return
-        if record.to_state in (LegState.REJECTED, LegState.DENIED, LegState.FAILED) and record.reason:
+        if record.to_state in _FAILED_LEG and record.reason:
             self.venue_errors.setdefault(leg.signal_id, []).append(record.reason)
         self._update_intent(leg.signal_id)
 
@@ -382,6 +385,19 @@ class CoreState:
 _FAILED_LEG: Final = frozenset({LegState.REJECTED, LegState.FAILED, LegState.DENIED})
 
 
+class IS:
+    """:class:`IntentStatus` members as plain class attributes (cheaper to read on hot paths)."""
+
+    PENDING: Final = IntentStatus.PENDING
+    PARTIALLY_FILLED: Final = IntentStatus.PARTIALLY_FILLED
+    EXECUTED: Final = IntentStatus.EXECUTED
+    PARTIALLY_COMPLETED: Final = IntentStatus.PARTIALLY_COMPLETED
+    CANCELLED: Final = IntentStatus.CANCELLED
+    FAILED_WITH_EXPOSURE: Final = IntentStatus.FAILED_WITH_EXPOSURE
+    REJECTED: Final = IntentStatus.REJECTED
+    EXPIRED: Final = IntentStatus.EXPIRED
+
+
 def status_of(legs: list[TrackedLeg], target_qty: Decimal) -> IntentStatus:
     """:func:`~titan.state.fsm.intent_status` over tracked legs; one leg without building progress
     structs (same rules, same order)."""
@@ -390,17 +406,17 @@ def status_of(legs: list[TrackedLeg], target_qty: Decimal) -> IntentStatus:
     leg = legs[0]
     state, filled = leg.fsm.state, leg.filled_qty
     if target_qty > 0 and filled >= target_qty:
-        return IntentStatus.EXECUTED
+        return IS.EXECUTED
     if state not in TERMINAL_STATES:
-        return IntentStatus.PARTIALLY_FILLED if filled > 0 else IntentStatus.PENDING
+        return IS.PARTIALLY_FILLED if filled > 0 else IS.PENDING
     failed = state in _FAILED_LEG
     if filled > 0:
-        return IntentStatus.FAILED_WITH_EXPOSURE if failed else IntentStatus.PARTIALLY_COMPLETED
+        return IS.FAILED_WITH_EXPOSURE if failed else IS.PARTIALLY_COMPLETED
     if failed:
-        return IntentStatus.REJECTED
-    if state is LegState.EXPIRED:
-        return IntentStatus.EXPIRED
-    return IntentStatus.CANCELLED
+        return IS.REJECTED
+    if state is S.EXPIRED:
+        return IS.EXPIRED
+    return IS.CANCELLED
 
 
 def _copy_leg(leg: TrackedLeg) -> TrackedLeg:
