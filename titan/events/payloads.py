@@ -24,6 +24,15 @@ NA = "N/A"
 
 def plain(value: Decimal) -> str:
     """Decimal in plain notation without exponent or trailing fractional zeros (``50000``, ``0.1``)."""
+    text = str(value)  # plain already unless it has an exponent (or is not finite: NaN, Infinity)
+    if "E" not in text and text[-1] not in "yN":
+        if "." in text and text[-1] == "0":
+            text = text.rstrip("0").rstrip(".")
+        return "0" if text == "-0" else text
+    return _plain_slow(value)
+
+
+def _plain_slow(value: Decimal) -> str:
     if not value.is_finite():
         raise ValueError(f"non-finite decimal {value}")
     if value == 0:
@@ -41,7 +50,7 @@ def _opt_plain(value: Decimal | None) -> str | None:
 # --- event structs (core → bridge) --------------------------------------------------------------
 
 
-class FillEvent(msgspec.Struct, tag="fill", frozen=True, kw_only=True, gc=False):
+class FillEvent(msgspec.Struct, tag="fill", frozen=True, gc=False):  # core calls it positionally
     """One venue execution (§9.1)."""
 
     venue: str
@@ -71,7 +80,7 @@ class FillEvent(msgspec.Struct, tag="fill", frozen=True, kw_only=True, gc=False)
     correlation_id: str | None = None
 
 
-class OrderReportEvent(msgspec.Struct, tag="report", frozen=True, kw_only=True, gc=False):
+class OrderReportEvent(msgspec.Struct, tag="report", frozen=True, gc=False):  # core calls it positionally
     """One order (leg) state transition (§9.2)."""
 
     signal_id: str
@@ -128,7 +137,7 @@ class ShadowFillEvent(msgspec.Struct, tag="shadow", frozen=True, kw_only=True, g
     t_exchange: int  # the ticker's exchange time
 
 
-class TradeClosedEvent(msgspec.Struct, tag="trade", frozen=True, kw_only=True, gc=False):
+class TradeClosedEvent(msgspec.Struct, tag="trade", frozen=True, gc=False):  # core calls it positionally
     """A (partial) position close (§9.4)."""
 
     trade_id: str

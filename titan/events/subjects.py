@@ -69,7 +69,22 @@ def _check_token(name: str, value: str) -> str:
     return value
 
 
+_VAS_CACHE: dict[tuple[str, str, str, str], str] = {}
+_VAS_CACHE_MAX = 4096
+
+
 def _venue_account_symbol(prefix: str, venue: str, account: str, symbol: str) -> str:
+    key = (prefix, venue, account, symbol)
+    subject = _VAS_CACHE.get(key)
+    if subject is None:
+        subject = _build_vas(prefix, venue, account, symbol)  # raises SubjectError: never cached
+        if len(_VAS_CACHE) >= _VAS_CACHE_MAX:
+            _VAS_CACHE.clear()
+        _VAS_CACHE[key] = subject
+    return subject
+
+
+def _build_vas(prefix: str, venue: str, account: str, symbol: str) -> str:
     return ".".join(
         (
             prefix,
@@ -104,7 +119,16 @@ def report_subject(venue: str, symbol: str, account: str = DEFAULT_ACCOUNT) -> s
 
 def shadow_fill_subject(symbol_as_given: str) -> str:
     """``titan.evt.execution.shadow_fill.v1.{symbol as in the intent}`` (``/`` → ``_``)."""
-    return f"{EVT_SHADOW_FILL_PREFIX}.{_check_token('symbol', subject_token(symbol_as_given))}"
+    subject = _SHADOW_CACHE.get(symbol_as_given)
+    if subject is None:
+        subject = f"{EVT_SHADOW_FILL_PREFIX}.{_check_token('symbol', subject_token(symbol_as_given))}"
+        if len(_SHADOW_CACHE) >= _VAS_CACHE_MAX:
+            _SHADOW_CACHE.clear()
+        _SHADOW_CACHE[symbol_as_given] = subject
+    return subject
+
+
+_SHADOW_CACHE: dict[str, str] = {}
 
 
 def ticker_subject(venue: str, symbol: str) -> str:
