@@ -1,12 +1,20 @@
 """Bounded on-disk spool for events while NATS is unreachable (nats.md §13.5).
 
 Records are appended in order to segment files as ``[u32 length][u32 crc32][bytes]`` frames
-(little endian). Appends are buffered until the caller's :meth:`Spool.flush`, which writes and
-fsyncs once for the whole group. :meth:`Spool.read` replays unpublished records in order;
-:meth:`Spool.commit` marks them published (the head position is persisted atomically) and deletes
-fully published segments. On open, a torn or corrupt tail (crash mid-write) is detected by length
-and checksum and truncated away. The spool is bounded by ``max_bytes`` of unpublished frames; a full
-spool raises :class:`SpoolFull`, it never drops silently.
+(little endian). Appends are buffered until the caller's :meth:`Spool.write` (to the OS) or
+:meth:`Spool.flush` (write and fsync once for the whole group). :meth:`Spool.read` replays
+unpublished records in order; :meth:`Spool.commit` marks them published (the head position is
+persisted atomically) and deletes fully published segments.
+
+Every record written since the spool was opened is also kept in memory (up to ``memory_bytes`` of
+the newest unpublished ones), so a publisher that keeps up reads what it just wrote without touching
+the disk; only records from before a restart (recovery) or older than that window are read back
+from the segment files. An appended record may carry an ``item`` (the bridge's decoded
+publication) that :meth:`Spool.read` hands back with it while it comes from memory.
+
+On open, a torn or corrupt tail (crash mid-write) is detected by length and checksum and truncated
+away. The spool is bounded by ``max_bytes`` of unpublished frames; a full spool raises
+:class:`SpoolFull`, it never drops silently.
 """
 
 from __future__ import annotations
@@ -14,7 +22,9 @@ from __future__ import annotations
 import os
 import struct
 import zlib
+from bisect import bisect_right
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -38,6 +48,11 @@ class SpoolPosition(msgspec.Struct, frozen=True, order=True):
 class SpooledRecord(msgspec.Struct, frozen=True):
     data: bytes
     end: SpoolPosition  # commit this position once ``data`` (and everything before it) is published
+    item: Any = None  # what the writer passed to append() with it (only for a record read from memory)
+
+
+def _end(record: SpooledRecord) -> SpoolPosition:
+    return record.end
 
 
 def _segment_name(index: int) -> str:
@@ -78,19 +93,28 @@ def _scan(path: Path, start: int) -> tuple[int, int, int]:
 class Spool:
     """Single-writer spool in ``directory`` (one bridge process owns it)."""
 
-    def __init__(self, directory: Path, max_bytes: int, segment_bytes: int = 8 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        max_bytes: int,
+        segment_bytes: int = 8 * 1024 * 1024,
+        memory_bytes: int = 16 * 1024 * 1024,
+    ) -> None:
         if max_bytes <= 0 or segment_bytes <= 0:
             raise ValueError("max_bytes and segment_bytes must be > 0")
         self.directory = directory
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
+        self.memory_bytes = memory_bytes
         self.truncated_bytes = 0  # torn/corrupt bytes dropped at open (crash evidence)
         directory.mkdir(parents=True, exist_ok=True)
+        self._head_path = str(directory / _HEAD_FILE)
+        self._head_tmp_path = str(directory / (_HEAD_FILE + ".tmp"))
         self._head = self._load_head()
         self._backlog_records = 0
         self._backlog_bytes = 0
         self._pending = bytearray()  # appended, not yet written
-        self._pending_records = 0
+        self._pending_items: list[tuple[bytes, Any]] = []  # (record, item) of those
         self._unsynced = False  # written to the OS since the last fsync
         segments = self._segments()
         for index in segments:
@@ -117,6 +141,12 @@ class Spool:
         self._tail_size = os.fstat(self._fd).st_size
         if self._head.segment == self._tail_index and self._head.offset > self._tail_size:
             self._head = SpoolPosition(self._tail_index, self._tail_size)
+        # Written records in order, from ``_mem[_mem_lo]`` on; every record from ``_mem_start`` to
+        # the tail is among them (what came before is only on disk: recovery, or evicted).
+        self._mem: list[SpooledRecord] = []
+        self._mem_lo = 0
+        self._mem_bytes = 0  # frame bytes of the live entries
+        self._mem_start = SpoolPosition(self._tail_index, self._tail_size)
         _fsync_dir(directory)
 
     # --- state ----------------------------------------------------------------------------------
@@ -124,7 +154,7 @@ class Spool:
     @property
     def backlog_records(self) -> int:
         """Unpublished records, including appended-but-unflushed ones."""
-        return self._backlog_records + self._pending_records
+        return self._backlog_records + len(self._pending_items)
 
     @property
     def backlog_bytes(self) -> int:
@@ -152,8 +182,11 @@ class Spool:
 
     # --- writing --------------------------------------------------------------------------------
 
-    def append(self, record: bytes) -> None:
-        """Queue ``record`` behind every earlier one; durable after :meth:`flush`."""
+    def append(self, record: bytes, item: Any = None) -> None:
+        """Queue ``record`` behind every earlier one; durable after :meth:`flush`.
+
+        ``item`` comes back with the record from :meth:`read` while it is served from memory.
+        """
         frame_size = _FRAME.size + len(record)
         if len(record) > MAX_RECORD_BYTES:
             raise ValueError(f"record of {len(record)} bytes exceeds {MAX_RECORD_BYTES}")
@@ -161,7 +194,7 @@ class Spool:
             raise SpoolFull(f"spool full: {self.backlog_bytes} of {self.max_bytes} bytes unpublished")
         self._pending += _FRAME.pack(len(record), zlib.crc32(record))
         self._pending += record
-        self._pending_records += 1
+        self._pending_items.append((record, item))
 
     def _write_pending(self) -> bool:
         if not self._pending:
@@ -172,13 +205,42 @@ class Spool:
             position = 0
             while position < len(view):
                 position += os.write(self._fd, view[position:])
-        self._tail_size += len(self._pending)
+        segment = self._tail_index
+        offset = self._tail_size
+        mem = self._mem
+        for record, item in self._pending_items:
+            offset += _FRAME.size + len(record)
+            mem.append(SpooledRecord(record, SpoolPosition(segment, offset), item))
+        self._mem_bytes += len(self._pending)
+        self._tail_size = offset
         self._backlog_bytes += len(self._pending)
-        self._backlog_records += self._pending_records
+        self._backlog_records += len(self._pending_items)
         self._pending.clear()
-        self._pending_records = 0
+        self._pending_items.clear()
         self._unsynced = True
+        if self._mem_bytes > self.memory_bytes:
+            self._evict()
         return True
+
+    def _evict(self) -> None:
+        """Forget the oldest in-memory records beyond ``memory_bytes`` (they stay on disk)."""
+        mem, lo = self._mem, self._mem_lo
+        while self._mem_bytes > self.memory_bytes and lo < len(mem):
+            self._mem_bytes -= _FRAME.size + len(mem[lo].data)
+            self._mem_start = mem[lo].end
+            lo += 1
+        self._set_mem_lo(lo)
+
+    def _set_mem_lo(self, lo: int) -> None:
+        if lo >= len(self._mem):
+            self._mem.clear()
+            self._mem_lo = 0
+            self._mem_start = SpoolPosition(self._tail_index, self._tail_size)
+            return
+        if lo > 4096 and lo * 2 > len(self._mem):
+            del self._mem[:lo]
+            lo = 0
+        self._mem_lo = lo
 
     def write(self) -> None:
         """Hand every appended record to the OS without fsync: survives a killed process, not power loss.
@@ -214,17 +276,37 @@ class Spool:
         A publisher with several batches in flight passes the ``end`` of the last record it read.
         """
         self._write_pending()  # in order behind what is already on disk
-        out: list[SpooledRecord] = []
         begin = self._head if start is None or start < self._head else start
+        out: list[SpooledRecord] = []
+        if begin < self._mem_start:  # from before the memory window: the segment files
+            out = self._read_disk(max_records, begin)
+            if len(out) >= max_records:
+                return out
+            if out:
+                begin = out[-1].end
+        # Everything after ``begin`` is in memory: the first record ending after it, and on.
+        mem = self._mem
+        i = bisect_right(mem, begin, lo=self._mem_lo, key=_end)
+        if not out:
+            return mem[i : i + max_records]
+        out.extend(mem[i : i + max_records - len(out)])
+        return out
+
+    def _read_disk(self, max_records: int, begin: SpoolPosition) -> list[SpooledRecord]:
+        """Records from ``begin`` read back from the segment files, up to the memory window."""
+        out: list[SpooledRecord] = []
+        mem_start = self._mem_start
         segment, offset = begin.segment, begin.offset
         while len(out) < max_records and segment <= self._tail_index:
+            if SpoolPosition(segment, offset) >= mem_start:
+                break
             path = self.directory / _segment_name(segment)
             if not path.exists():
                 segment, offset = segment + 1, 0
                 continue
             with path.open("rb") as f:
                 f.seek(offset)
-                while len(out) < max_records:
+                while len(out) < max_records and SpoolPosition(segment, offset) < mem_start:
                     header = f.read(_FRAME.size)
                     if len(header) < _FRAME.size:
                         break
@@ -243,7 +325,23 @@ class Spool:
         if end <= self._head:
             return
         self._write_pending()
-        released_records, released_bytes = self._count(self._head, end)
+        if end >= self._mem_start:  # the disk-only part (if any), then the in-memory records
+            released_records, released_bytes = (
+                self._count(self._head, self._mem_start) if self._head < self._mem_start else (0, 0)
+            )
+            mem, lo = self._mem, self._mem_lo
+            mem_bytes = 0
+            while lo < len(mem) and mem[lo].end <= end:
+                released_records += 1
+                mem_bytes += _FRAME.size + len(mem[lo].data)
+                lo += 1
+            if lo > self._mem_lo:
+                self._mem_start = mem[lo - 1].end
+            released_bytes += mem_bytes
+            self._mem_bytes -= mem_bytes
+            self._set_mem_lo(lo)
+        else:
+            released_records, released_bytes = self._count(self._head, end)
         if end.segment < self._tail_index:
             size = (self.directory / _segment_name(end.segment)).stat().st_size
             if end.offset >= size:
@@ -252,9 +350,10 @@ class Spool:
             self._rotate()  # everything published: start a fresh segment so the old one can go
             end = SpoolPosition(self._tail_index, 0)
         self._store_head(end)
-        for index in self._segments():
-            if index < end.segment:
-                (self.directory / _segment_name(index)).unlink()
+        if end.segment > self._head.segment:
+            for index in self._segments():
+                if index < end.segment:
+                    (self.directory / _segment_name(index)).unlink()
         self._head = end
         self._backlog_records -= released_records
         self._backlog_bytes -= released_bytes
@@ -282,12 +381,14 @@ class Spool:
         return records, size
 
     def _store_head(self, head: SpoolPosition) -> None:
-        tmp = self.directory / (_HEAD_FILE + ".tmp")
-        with tmp.open("wb") as f:
-            f.write(msgspec.json.encode(head))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.directory / _HEAD_FILE)
+        tmp = self._head_tmp_path
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, msgspec.json.encode(head))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self._head_path)
         _fsync_dir(self.directory)
 
     def close(self) -> None:
