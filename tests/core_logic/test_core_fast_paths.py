@@ -10,12 +10,15 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from titan.engine.events import report_after_sent, report_event, rfc3339
-from titan.risk.checks import CheckConfig, RiskIntent, TickerView, still_valid
+from titan.events.payloads import FillEvent, OrderReportEvent, TradeClosedEvent
+from titan.messages import OrderRequest
+from titan.risk.checks import CheckConfig, CheckInputs, RiskIntent, TickerView, still_valid
 from titan.risk.decision import DAILY_VOLUME, SIGMA, impact_bps
 from titan.risk.dedupe import HashedIds, SeenIds
 from titan.risk.policy import load_policy
@@ -27,7 +30,7 @@ from titan.state.fsm import LegFsm, LegProgress, LegState, intent_status
 from titan.state.journal import BufferedJournal, JournalWriter, scan_journal
 from titan.state.records import CashRecord, FillRecord, IntentAccepted, LegPlan, LegTransitionRecord
 from titan.state.replay import CoreState, TrackedLeg, status_of
-from titan.state.shadow import Fill
+from titan.state.shadow import Fill, TradeRecord
 
 D = Decimal
 POLICY = load_policy(Path(__file__).resolve().parents[2] / "config" / "risk_policy.json")
@@ -216,3 +219,181 @@ def test_rfc3339_of_consecutive_seconds_and_back() -> None:
     for ms in (1_000, 1_999, 2_000, 1_500, 86_400_000 * 365 + 7, 0):
         t = dt.datetime.fromtimestamp(ms // 1000, dt.UTC)
         assert rfc3339(ms) == t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+# Built with positional arguments on the hot path (a call with over 15 keywords goes through a dict):
+# a field moved or inserted must show here, so the positional calls are changed with it.
+_POSITIONAL_FIELDS: dict[type[msgspec.Struct], tuple[str, ...]] = {
+    OrderReportEvent: (
+        "signal_id",
+        "client_order_id",
+        "venue",
+        "account",
+        "symbol",
+        "venue_symbol",
+        "leg",
+        "side",
+        "order_type",
+        "time_in_force",
+        "post_only",
+        "reduce_only",
+        "price",
+        "quantity",
+        "status",
+        "prev_status",
+        "seq",
+        "venue_order_id",
+        "venue_status",
+        "filled_qty",
+        "avg_fill_price",
+        "last_fill_qty",
+        "last_fill_price",
+        "fee_total",
+        "fee_asset",
+        "reason_code",
+        "reason",
+        "venue_error_code",
+        "intent_status",
+        "t_signal",
+        "t_ingress",
+        "t_sent",
+        "t_ack",
+        "t_exchange",
+        "ts",
+        "correlation_id",
+    ),
+    FillEvent: (
+        "venue",
+        "account",
+        "symbol",
+        "trade_id",
+        "signal_id",
+        "client_order_id",
+        "venue_order_id",
+        "side",
+        "price",
+        "qty",
+        "fee",
+        "fee_currency",
+        "status",
+        "cum_qty",
+        "avg_price",
+        "leaves_qty",
+        "is_maker",
+        "leg",
+        "t_signal",
+        "t_ingress",
+        "t_decision",
+        "t_ack",
+        "t_exchange",
+        "ts",
+        "correlation_id",
+    ),
+    TradeClosedEvent: (
+        "trade_id",
+        "signal_id",
+        "symbol",
+        "side",
+        "entry_price",
+        "exit_price",
+        "size",
+        "pnl",
+        "pnl_pct",
+        "fee",
+        "fee_asset",
+        "opened_at",
+        "closed_at",
+        "close_reason",
+        "venue",
+        "partial",
+        "ts",
+        "metadata",
+        "correlation_id",
+    ),
+    OrderRequest: (
+        "coid",
+        "signal_id",
+        "leg",
+        "venue",
+        "account",
+        "symbol",
+        "venue_symbol",
+        "side",
+        "order_type",
+        "tif",
+        "qty",
+        "price",
+        "reduce_only",
+        "t_signal_ms",
+        "t_core_in",
+        "t_core_out",
+    ),
+    CheckInputs: (
+        "intent",
+        "policy",
+        "config",
+        "now_ms",
+        "now_mono_ns",
+        "effective_state",
+        "armed",
+        "halt",
+        "duplicate_signal_id",
+        "duplicate_causation_id",
+        "registered_venues",
+        "reconciling_venues",
+        "cooldown_until_ms",
+        "instruments",
+        "tickers",
+        "positions",
+        "working_signed_qty",
+        "open_intents",
+        "daily_pnl",
+        "equity",
+        "gross_exposure",
+        "constraints",
+    ),
+    IntentAccepted: (
+        "signal_id",
+        "account",
+        "symbol",
+        "side",
+        "quantity",
+        "unallocated",
+        "reference_price",
+        "legs",
+        "reduce_only",
+        "causation_id",
+        "source",
+        "t_signal_ms",
+        "t_ingress_ms",
+        "t_mono_ns",
+        "correlation_id",
+        "dedupe_ids",
+        "entry_zone",
+        "close_reason",
+    ),
+    TradeRecord: (
+        "trade_id",
+        "signal_id",
+        "account",
+        "venue",
+        "symbol",
+        "side",
+        "entry_price",
+        "exit_price",
+        "size",
+        "pnl",
+        "pnl_pct",
+        "fee",
+        "fee_asset",
+        "opened_at_ms",
+        "closed_at_ms",
+        "close_reason",
+        "partial",
+    ),
+}
+
+
+@pytest.mark.parametrize("cls", list(_POSITIONAL_FIELDS))
+def test_hot_structs_keep_the_field_order_their_positional_calls_use(cls: type[msgspec.Struct]) -> None:
+    assert cls.__struct_fields__ == _POSITIONAL_FIELDS[cls]
