@@ -159,6 +159,33 @@ def test_peek_does_not_consume_and_advance_does(make_ring: Callable[[int, int], 
     assert ring.peek() is None
 
 
+def test_a_batch_is_read_with_peek_at_and_consumed_by_one_advance(
+    make_ring: Callable[[int, int], Ring],
+) -> None:
+    ring = make_ring(4, 64)
+    assert ring.peek_at(0) is None
+    for word in (b"a", b"bb", b"ccc"):
+        assert ring.try_push(word)
+    views = [ring.peek_at(k) for k in range(4)]
+    assert [bytes(v) if v is not None else None for v in views] == [b"a", b"bb", b"ccc", None]
+    assert ring.tail == 0  # reading a batch consumes nothing
+    del views
+    with pytest.raises(RuntimeError, match="no message"):
+        ring.advance(4)
+    with pytest.raises(RuntimeError, match="no message"):
+        ring.advance(0)
+    assert ring.tail == 0
+    ring.advance(2)
+    assert ring.tail == 2 and ring.depth() == 1
+    assert ring.try_push(b"dddd") and ring.try_push(b"e") and ring.try_push(b"f")  # slots reused
+    assert not ring.try_push(b"g")
+    later = ring.peek_at(3)
+    assert later is not None and bytes(later) == b"f"  # across the wrap
+    del later
+    ring.advance(4)
+    assert ring.peek() is None and ring.depth() == 0
+
+
 @pytest.mark.parametrize(
     "payload",
     [

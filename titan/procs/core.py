@@ -1,13 +1,17 @@
 """`core`: the single writer of trading state.
 
-One thread owns all state: pop command, bridge and report rings, run the sans-I/O
-:class:`~titan.engine.engine.Engine`, push replies, orders and typed events. A message is consumed
-(its ring cursor advanced) only after what it caused has been journaled and pushed, so a core killed
-mid-message sees that message again when restarted (journal dedupe absorbs the repeat).
+One thread owns all state: read command, bridge and report rings, run the sans-I/O
+:class:`~titan.engine.engine.Engine`, push replies, orders and typed events. Work goes in batches
+(:func:`take`: what is waiting, at most BATCH messages or BATCH_NS of work; a lone message is a batch
+of one, flushed at once): the engine runs on each message while its outputs queue in the outbox;
+then the batch's records reach the OS in one ``write`` (:class:`BufferedJournal`), then its outputs
+are pushed with one wake-up per output ring, then the mark is stored, and only then are the input
+messages consumed (ring cursors advanced). A core killed mid-batch sees the batch's messages again
+when restarted (journal dedupe absorbs the repeats).
 
-The records one message causes reach the OS in one ``write`` (:class:`BufferedJournal`), always
-before the first output they cause is pushed. After a message's outputs are all in their rings,
-core stores the journal sequence number they cover in a small mapped file (:class:`PushedMark`).
+Nothing is pushed before the records it follows are written (:meth:`RingOutbox.flush` writes the
+journal first). After a batch's outputs are all in their rings, core stores the journal sequence
+number they cover in a small mapped file (:class:`PushedMark`).
 A core killed after journaling but before pushing (a fill journaled, its event not yet out) finds
 records past the mark on restart and sends their outputs again (:meth:`Engine.resume`); receivers
 deduplicate them (client order ids, deterministic Nats-Msg-Id), so nothing is lost or doubled.
@@ -30,6 +34,7 @@ import struct
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -71,7 +76,8 @@ from titan.state.records import JournalEntry
 
 JOURNAL_NAME = "core.journal"
 PUSHED_NAME = "core.pushed"
-BATCH = 64
+BATCH = 32  # messages per batch at most (all input rings together)
+BATCH_NS = 1_000_000  # and no message starts a batch's work after this long: replies wait for its end
 
 
 class TableQuotes:
@@ -110,7 +116,10 @@ _FRAGMENT_ENCODE = encoder().encode
 
 
 class OutRing:
-    """A producer end with a local overflow queue: never drops, never blocks core.
+    """A producer end with a local queue: never drops, never blocks core.
+
+    :meth:`put` only queues; :meth:`flush` pushes what the ring has room for (the rest waits for the
+    next flush) and rings the consumer once.
 
     A ``lazy`` ring (the event ring: nothing waits on it) rings its consumer only when core goes
     idle (:meth:`wake`), when LAZY_DEPTH messages wait, or LAZY_NS after the last wake-up — so the
@@ -134,14 +143,12 @@ class OutRing:
             for piece in split(data, self.ring.max_payload, _FRAGMENT_ENCODE):
                 self.put(piece)
             return
-        if self.backlog or not self.ring.try_push(data):
-            self.backlog.append(data)
-        else:
-            self.dirty = True
+        self.backlog.append(data)
 
     def flush(self) -> None:
-        while self.backlog and self.ring.try_push(self.backlog[0]):
-            self.backlog.popleft()
+        backlog, push = self.backlog, self.ring.try_push
+        while backlog and push(backlog[0]):
+            backlog.popleft()
             self.dirty = True
         if not self.dirty:
             return
@@ -163,7 +170,8 @@ class OutRing:
 
 
 class RingOutbox:
-    """The engine's outbox over core's output rings; the journal is written before every push."""
+    """The engine's outbox over core's output rings: outputs queue until :meth:`flush`, which writes
+    the journal before it pushes anything."""
 
     def __init__(self, ctx: ChildContext, journal: SyncingJournal) -> None:
         self.journal = journal
@@ -175,28 +183,37 @@ class RingOutbox:
         }
         self.all = [self.replies, self.events, *self.orders.values()]
         self.mono = time.monotonic_ns
+        self.pending_replies: list[Reply] = []  # encoded at flush, stamped t_core_out then
 
     def reply(self, reply: Reply) -> None:
-        if self.journal.buffer:
-            self.journal.write()
-        reply.stages.t_core_out = self.mono()
-        self.replies.put(self.enc(reply))
+        self.pending_replies.append(reply)
 
     def order(self, venue: str, msg: OrderRequest | CancelRequest | ReconcileRequest) -> None:
-        if self.journal.buffer:
-            self.journal.write()
         self.orders[venue].put(self.enc(msg))
 
     def event(self, event: EVENT | IntakeDone) -> None:
-        if self.journal.buffer:
-            self.journal.write()
         self.events.put(self.enc(event))
 
     def flush(self) -> bool:
-        """Push what is queued; True when nothing is left waiting."""
+        """Write the journal, then push what is queued; True when nothing is left waiting."""
+        self.journal.write()
+        replies = self.pending_replies
+        if replies:
+            now, enc, put = self.mono(), self.enc, self.replies.put
+            for reply in replies:
+                reply.stages.t_core_out = now
+                put(enc(reply))
+            replies.clear()
+        idle = True
         for o in self.all:
             o.flush()
-        return not any(o.backlog for o in self.all)
+            if o.backlog:
+                idle = False
+        return idle
+
+    def stuck(self) -> bool:
+        """Something waits for room in an output ring."""
+        return any(o.backlog for o in self.all)
 
 
 class StateDirFlags:
@@ -339,12 +356,33 @@ class BoardPublisher:
                 self.reported[key] = n
 
 
-def done(journal: SyncingJournal, out: RingOutbox, mark: PushedMark) -> None:
-    """After one message: its records to the OS, its outputs to the rings, then the mark (only
-    when nothing waits in a backlog: a backlog dies with the process)."""
-    journal.write()
+def done(journal: SyncingJournal, out: RingOutbox, mark: PushedMark) -> bool:
+    """After a batch: its records to the OS, its outputs to the rings, then the mark (only when
+    nothing waits in a backlog: a backlog dies with the process). True when nothing is stuck."""
     if out.flush():
         mark.store(journal.written_seq)
+        return True
+    return False
+
+
+def take(
+    ring: Ring, handle: Callable[[Any], object], decode: Callable[[memoryview], Any], room: int, end_ns: int
+) -> int:
+    """Run ``handle`` on up to ``room`` waiting messages of ``ring`` without consuming them (the
+    caller advances the ring after the batch is journaled and pushed); stops once the monotonic clock
+    passes ``end_ns``. Returns how many were handled."""
+    k = 0
+    peek = ring.peek_at
+    mono = time.monotonic_ns
+    while k < room:
+        view = peek(k)
+        if view is None:
+            break
+        handle(decode(view))
+        k += 1
+        if mono() >= end_ns:
+            break
+    return k
 
 
 class GcWatch:
@@ -455,41 +493,46 @@ def main() -> None:
     ready_published = False
     next_beat = 0
     exit_code = 0
+    on_report, on_bridge, on_command = engine.on_report, engine.on_bridge, engine.on_command
+    in_order = reports + bridge_in + commands  # the order a batch reads them
+    taken = [0] * len(in_order)  # messages of this batch per input ring (advanced after the batch)
+    stuck = False  # outputs wait for room in a ring: take no new commands until they are out
     while not stop:
-        busy = False
+        if stuck:
+            stuck = not done(journal, out, mark)
+        now = mono()
+        end_ns = now + BATCH_NS
+        room = BATCH
+        i = 0
         for ring in reports:
-            for _ in range(BATCH):
-                view = ring.peek()
-                if view is None:
-                    break
-                engine.on_report(dec_rep(view))
-                done(journal, out, mark)
-                ring.advance()
-                busy = True
-        if out.flush():  # take new work only while nothing is stuck on the way out
-            for ring in bridge_in:
-                for _ in range(BATCH):
-                    view = ring.peek()
-                    if view is None:
-                        break
-                    engine.on_bridge(dec_bridge(view))
-                    done(journal, out, mark)
-                    ring.advance()
-                    busy = True
-            for ring in commands:
-                for _ in range(BATCH):
-                    view = ring.peek()
-                    if view is None:
-                        break
-                    engine.on_command(dec_cmd(view))
-                    done(journal, out, mark)
-                    ring.advance()
-                    busy = True
+            k = take(ring, on_report, dec_rep, room, end_ns) if room else 0
+            taken[i] = k
+            room -= k
+            i += 1
+        for ring in bridge_in:
+            k = take(ring, on_bridge, dec_bridge, room, end_ns) if room and not stuck else 0
+            taken[i] = k
+            room -= k
+            i += 1
+        for ring in commands:
+            k = take(ring, on_command, dec_cmd, room, end_ns) if room and not stuck else 0
+            taken[i] = k
+            room -= k
+            i += 1
+        busy = room < BATCH
         now = mono()
         deadline = engine.next_deadline_ns()
         if now >= deadline or now >= next_beat:
             engine.on_timer()
-            done(journal, out, mark)
+            busy_or_timer = True
+        else:
+            busy_or_timer = busy
+        if busy_or_timer:
+            stuck = not done(journal, out, mark)  # the batch's records, then its outputs, then the mark
+            if busy:
+                for ring, k in zip(in_order, taken, strict=True):  # only now: the batch is consumed
+                    if k:
+                        ring.advance(k)
         if now >= next_beat:
             engine.supervisor_halt = bool(supervisor_halt(ctx.board))
             board.publish()
@@ -509,7 +552,7 @@ def main() -> None:
         if busy:
             continue
         timeout_ns = min(next_beat, deadline) - now
-        if any(o.backlog for o in out.all):
+        if stuck:
             timeout_ns = min(timeout_ns, 200_000)  # a consumer is behind: retry soon
         out.events.wake()  # idle: now the bridge may have the CPU
         wait_any(all_in, bell, max(timeout_ns, 0) / 1e9, spin_s)

@@ -230,15 +230,31 @@ class Ring:
         n = self._len32[off >> 2]
         return self._buf[off + LENGTH_SIZE : off + LENGTH_SIZE + n]
 
-    def advance(self) -> None:
-        """Consume the message last returned by :meth:`peek` (publishes tail)."""
+    def peek_at(self, k: int) -> memoryview | None:
+        """The ``k``-th unconsumed message (0 is :meth:`peek`'s), or None if fewer are waiting.
+
+        For a consumer that reads a batch before consuming it: ``peek_at(0)``, ``peek_at(1)``, …,
+        then one ``advance(n)``. Every view stays valid until the ``advance`` that consumes it.
+        """
         cur = self._cur
-        tail = cur[_TAIL_I]
-        if tail >= self._head_cache:
+        at = cur[_TAIL_I] + k
+        if at >= self._head_cache:
             self._head_cache = cur[_HEAD_I]
-            if tail >= self._head_cache:
-                raise RuntimeError(f"ring {self.name!r}: advance() with no message to consume")
-        cur[_TAIL_I] = tail + 1
+            if at >= self._head_cache:
+                return None
+        off = self._base + (at & self._mask) * self._slot_size
+        n = self._len32[off >> 2]
+        return self._buf[off + LENGTH_SIZE : off + LENGTH_SIZE + n]
+
+    def advance(self, n: int = 1) -> None:
+        """Consume the ``n`` oldest messages (as :meth:`peek` / :meth:`peek_at` returned them)."""
+        cur = self._cur
+        tail = cur[_TAIL_I] + n
+        if tail > self._head_cache or n < 1:
+            self._head_cache = cur[_HEAD_I]
+            if tail > self._head_cache or n < 1:
+                raise RuntimeError(f"ring {self.name!r}: advance({n}) with no message to consume")
+        cur[_TAIL_I] = tail
 
     def try_pop(self) -> bytes | None:
         """Copy out and consume the next message, or None when empty."""
