@@ -25,12 +25,12 @@ from titan.risk.policy import load_policy
 from titan.risk.state import RiskControl, adverse_bps
 from titan.routing.coid import client_order_id
 from titan.routing.router import InstrumentMeta, RouteTarget, split_quantity
-from titan.state.decimals import MONEY_CONTEXT
+from titan.state.decimals import MONEY_CONTEXT, plain
 from titan.state.fsm import LegFsm, LegProgress, LegState, intent_status
 from titan.state.journal import BufferedJournal, JournalWriter, scan_journal
 from titan.state.records import CashRecord, FillRecord, IntentAccepted, LegPlan, LegTransitionRecord
 from titan.state.replay import CoreState, TrackedLeg, status_of
-from titan.state.shadow import Fill, TradeRecord
+from titan.state.shadow import Fill, Position, TradeRecord
 
 D = Decimal
 POLICY = load_policy(Path(__file__).resolve().parents[2] / "config" / "risk_policy.json")
@@ -391,9 +391,90 @@ _POSITIONAL_FIELDS: dict[type[msgspec.Struct], tuple[str, ...]] = {
         "close_reason",
         "partial",
     ),
+    RiskIntent: (
+        "signal_id",
+        "source",
+        "symbol",
+        "intent_type",
+        "direction",
+        "size",
+        "t_signal_ms",
+        "entry_zone",
+        "exchange",
+        "policy_hash",
+        "ttl_ms",
+        "causation_id",
+        "account",
+        "status",
+        "flatten",
+        "velocity",
+    ),
+    Fill: (
+        "account",
+        "venue",
+        "symbol",
+        "side",
+        "qty",
+        "price",
+        "fee",
+        "trade_id",
+        "ts_ms",
+        "fee_asset",
+        "signal_id",
+        "client_order_id",
+        "source",
+        "close_reason",
+    ),
+    LegPlan: ("coid", "leg", "venue", "qty", "order_type", "tif", "price", "venue_symbol"),
+    Position: (
+        "account",
+        "venue",
+        "symbol",
+        "side",
+        "size",
+        "entry_price",
+        "fees_paid",
+        "funding_paid",
+        "realized_pnl",
+        "opened_at_ms",
+        "signal_id",
+        "position_id",
+        "close_seq",
+        "last_mark_price",
+        "last_update_ts",
+        "unrealized_pnl",
+    ),
 }
 
 
 @pytest.mark.parametrize("cls", list(_POSITIONAL_FIELDS))
 def test_hot_structs_keep_the_field_order_their_positional_calls_use(cls: type[msgspec.Struct]) -> None:
     assert cls.__struct_fields__ == _POSITIONAL_FIELDS[cls]
+
+
+def _plain_reference(value: Decimal) -> str:
+    return "0" if value.is_zero() else format(value.normalize(MONEY_CONTEXT), "f")
+
+
+@given(
+    st.decimals(allow_nan=False, allow_infinity=False) | st.sampled_from([D("-0"), D("0E+3"), D("-0.000")])
+)
+def test_plain_fast_path_is_the_normalized_text(value: Decimal) -> None:
+    assert plain(value) == _plain_reference(value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "100",
+        "1E+2",
+        "0.00100",
+        "-2.50",
+        "1" * 40,
+        "0." + "1" * 40,
+        "1e-9",
+        "123456789.000000000000000000000001",
+    ],
+)
+def test_plain_examples(text: str) -> None:
+    assert plain(D(text)) == _plain_reference(D(text))

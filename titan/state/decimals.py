@@ -11,10 +11,16 @@ ZERO: Final = Decimal(0)
 
 def plain(value: Decimal) -> str:
     """Plain decimal string: no exponent, ``"0"`` for zero, trailing zeros removed."""
+    text = str(value)
+    # Fast path, same text: str() is already plain without an exponent (and is not NaN/Infinity);
+    # at most 34 characters means at most 34 digits, which normalize() in the money context keeps.
+    if len(text) <= 34 and "E" not in text and text[-1] not in "yN":
+        if "." in text:
+            text = text.rstrip("0").rstrip(".")
+        return "0" if text == "-0" else text
     if value.is_zero():
         return "0"
-    text = format(value.normalize(MONEY_CONTEXT), "f")
-    return text
+    return format(value.normalize(MONEY_CONTEXT), "f")
 
 
 def floor_to_step(value: Decimal, step: Decimal) -> Decimal:
