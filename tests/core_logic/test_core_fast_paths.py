@@ -18,13 +18,13 @@ from hypothesis import strategies as st
 from titan.engine.events import report_after_sent, report_event, rfc3339
 from titan.events.payloads import FillEvent, OrderReportEvent, TradeClosedEvent
 from titan.messages import OrderRequest
-from titan.risk.checks import CheckConfig, CheckInputs, RiskIntent, TickerView, still_valid
+from titan.risk.checks import Approval, CheckConfig, CheckInputs, RiskIntent, TickerView, still_valid
 from titan.risk.decision import DAILY_VOLUME, SIGMA, impact_bps
 from titan.risk.dedupe import HashedIds, SeenIds
 from titan.risk.policy import load_policy
 from titan.risk.state import RiskControl, adverse_bps
 from titan.routing.coid import client_order_id
-from titan.routing.router import InstrumentMeta, RouteTarget, split_quantity
+from titan.routing.router import InstrumentMeta, Leg, RouteTarget, SplitResult, split_quantity
 from titan.state.decimals import MONEY_CONTEXT, plain
 from titan.state.fsm import LegFsm, LegProgress, LegState, intent_status
 from titan.state.journal import BufferedJournal, JournalWriter, scan_journal
@@ -444,6 +444,18 @@ _POSITIONAL_FIELDS: dict[type[msgspec.Struct], tuple[str, ...]] = {
         "last_update_ts",
         "unrealized_pnl",
     ),
+    Approval: (
+        "targets",
+        "legs",
+        "side",
+        "quantity",
+        "unallocated",
+        "reference_price",
+        "decision",
+        "reduce_only",
+    ),
+    SplitResult: ("legs", "unallocated"),
+    Leg: ("index", "venue", "qty"),
 }
 
 

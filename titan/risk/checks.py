@@ -368,15 +368,15 @@ def _priced_checks(
     split = split_quantity(quantity, targets, inp.instruments, price, caps)
     if isinstance(split, RouteDenial):
         return deny(split.code, quantity=quantity, symbol=symbol)
-    return Approval(
-        targets=tuple(targets),
-        legs=split.legs,
-        side=side,
-        quantity=quantity,
-        unallocated=split.unallocated,
-        reference_price=price,
-        decision=decision,
-        reduce_only=reduce_only,
+    return Approval(  # positional: keywords cost ~50 ns each here
+        tuple(targets),  # targets
+        split.legs,  # legs
+        side,  # side
+        quantity,  # quantity
+        split.unallocated,  # unallocated
+        price,  # reference_price
+        decision,  # decision
+        reduce_only,  # reduce_only
     )
 
 

@@ -47,7 +47,7 @@ class InstrumentMeta(msgspec.Struct, frozen=True):
         """Round a limit price to the tick, never across it: buys down, sells up."""
         units = MONEY_CONTEXT.divide(price, self.tick_size)
         rounding = ROUND_FLOOR if side > 0 else ROUND_CEILING
-        return MONEY_CONTEXT.multiply(units.to_integral_value(rounding=rounding), self.tick_size)
+        return MONEY_CONTEXT.multiply(units.to_integral_value(rounding), self.tick_size)
 
 
 class SourceRouting(msgspec.Struct, frozen=True):
@@ -235,11 +235,11 @@ def split_quantity(
     legs: list[Leg] = []
     for t in active:
         if alloc[t.venue] > 0:
-            legs.append(Leg(index=len(legs), venue=t.venue, qty=alloc[t.venue]))
+            legs.append(Leg(len(legs), t.venue, alloc[t.venue]))
     if not legs:
         code = ReasonCode.BELOW_MIN_NOTIONAL if dropped_for_notional else ReasonCode.BELOW_MIN_QTY
         return RouteDenial(code)
-    return SplitResult(legs=tuple(legs), unallocated=residual)
+    return SplitResult(tuple(legs), residual)
 
 
 def _split_single(
@@ -266,4 +266,4 @@ def _split_single(
         and MONEY_CONTEXT.multiply(qty, reference_price) < meta.min_notional
     ):
         return None
-    return SplitResult(legs=(Leg(index=0, venue=target.venue, qty=qty),), unallocated=quantity - qty)
+    return SplitResult((Leg(0, target.venue, qty),), quantity - qty)  # (legs, unallocated)

@@ -25,13 +25,13 @@ def plain(value: Decimal) -> str:
 
 def floor_to_step(value: Decimal, step: Decimal) -> Decimal:
     """Largest multiple of ``step`` that is ≤ ``value`` (``step`` > 0)."""
-    units = MONEY_CONTEXT.divide(value, step).to_integral_value(rounding=ROUND_FLOOR)
+    units = MONEY_CONTEXT.divide(value, step).to_integral_value(ROUND_FLOOR)  # positional: faster
     return MONEY_CONTEXT.multiply(units, step)
 
 
 def ceil_to_step(value: Decimal, step: Decimal) -> Decimal:
     """Smallest multiple of ``step`` that is ≥ ``value`` (``step`` > 0)."""
-    units = MONEY_CONTEXT.divide(value, step).to_integral_value(rounding=ROUND_CEILING)
+    units = MONEY_CONTEXT.divide(value, step).to_integral_value(ROUND_CEILING)
     return MONEY_CONTEXT.multiply(units, step)
 
 
