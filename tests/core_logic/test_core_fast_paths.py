@@ -21,8 +21,8 @@ from titan.messages import OrderRequest
 from titan.risk.checks import Approval, CheckConfig, CheckInputs, RiskIntent, TickerView, still_valid
 from titan.risk.decision import DAILY_VOLUME, SIGMA, impact_bps
 from titan.risk.dedupe import HashedIds, SeenIds
-from titan.risk.policy import load_policy
-from titan.risk.state import RiskControl, adverse_bps
+from titan.risk.policy import RiskState, load_policy
+from titan.risk.state import RiskControl, adverse_bps, slippage_bps
 from titan.routing.coid import client_order_id
 from titan.routing.router import InstrumentMeta, Leg, RouteTarget, SplitResult, split_quantity
 from titan.state.decimals import MONEY_CONTEXT, plain
@@ -490,3 +490,28 @@ def test_plain_fast_path_is_the_normalized_text(value: Decimal) -> None:
 )
 def test_plain_examples(text: str) -> None:
     assert plain(D(text)) == _plain_reference(D(text))
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([1, -1]), st.decimals(min_value=D(90), max_value=D(110), places=3)),
+        max_size=60,
+    )
+)
+def test_on_fill_breaker_follows_slippage_bps_and_adverse_bps(fills: list[tuple[int, Decimal]]) -> None:
+    control, state = RiskControl(), RiskState.NORMAL
+    window: list[bool] = []
+    limit = D(50)
+    for side, price in fills:
+        before = state
+        bps = slippage_bps(price, D(100))
+        if bps > limit:
+            if bps > 2 * limit:
+                state = max(state, RiskState.DEFENSIVE)
+            elif state == RiskState.NORMAL:
+                state = RiskState.CAUTIOUS
+        window = [*window, adverse_bps(side, price, D(100)) > RiskControl.ADVERSE_BPS][-100:]
+        if len(window) > 10 and sum(window) * 20 > len(window) and state == RiskState.NORMAL:
+            state = RiskState.CAUTIOUS
+        assert control.on_fill(side, price, D(100), limit) == (state != before)
+        assert control.breaker_state == state

@@ -638,7 +638,7 @@ class Engine:
         )
         if outcome.filled_qty <= 0 and (
             (states and all(s in _LEG_FAILED for s in states))
-            or (not states and outcome.status.value == "REJECTED")
+            or (not states and outcome.status == "REJECTED")
         ):
             fields.update(
                 executed=False,
@@ -649,7 +649,7 @@ class Engine:
             return fields
         fields["executed"] = True
         if outcome.filled_qty > 0:
-            done = outcome.status.value == "EXECUTED"
+            done = outcome.status == "EXECUTED"
             fields["status"] = "FILLED" if done else "PARTIALLY_FILLED"
             fields["fill_price"] = float(MONEY_CONTEXT.divide(outcome.filled_notional, outcome.filled_qty))
             fields["filled_qty"] = plain(outcome.filled_qty)

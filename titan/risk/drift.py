@@ -40,18 +40,21 @@ def detect_drift(
     if latency > latency_budget_ms:
         reports.append(DriftReport(signal_id, symbol, venue, "ClassBLatency", Decimal(latency_budget_ms),
                                    Decimal(latency), Decimal(0), fill_time_ms))  # fmt: skip
+    if not entry_zone:
+        return reports
     zone = [p for p in entry_zone if p > 0]
-    if zone:
+    if not zone:
+        return reports
+    # Comparisons do not depend on the context: a fill inside the zone needs no arithmetic.
+    if side > 0 and fill_price > (bound := max(zone)):
         with localcontext(MONEY_CONTEXT):
-            if side > 0 and fill_price > max(zone):
-                bound = max(zone)
-                bps = (fill_price - bound) / bound * 10_000
-            elif side < 0 and fill_price < min(zone):
-                bound = min(zone)
-                bps = (bound - fill_price) / bound * 10_000
-            else:
-                return reports
-        if bps > spread_bps:
-            reports.append(DriftReport(signal_id, symbol, venue, "ClassASpread", bound, fill_price, bps,
+            bps = (fill_price - bound) / bound * 10_000
+    elif side < 0 and fill_price < (bound := min(zone)):
+        with localcontext(MONEY_CONTEXT):
+            bps = (bound - fill_price) / bound * 10_000
+    else:
+        return reports
+    if bps > spread_bps:
+        reports.append(DriftReport(signal_id, symbol, venue, "ClassASpread", bound, fill_price, bps,
                                        fill_time_ms))  # fmt: skip
     return reports

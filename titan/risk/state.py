@@ -179,14 +179,17 @@ class RiskControl:
         if expected_price is None or expected_price <= 0:
             return False
         before = self.breaker_state
-        bps = slippage_bps(fill_price, expected_price)
+        # slippage_bps and adverse_bps, inlined under one money context (same arithmetic).
+        with localcontext(MONEY_CONTEXT):
+            move = fill_price - expected_price
+            bps = int((abs(move) / expected_price * 10_000).to_integral_value(ROUND_DOWN))
+            adverse = side * move / expected_price * 10_000 > self.ADVERSE_BPS
         if bps > max_slippage_bps:
             if bps > 2 * max_slippage_bps:
                 if self.breaker_state < RiskState.DEFENSIVE:
                     self.breaker_state = RiskState.DEFENSIVE
             elif self.breaker_state == RiskState.NORMAL:
                 self.breaker_state = RiskState.CAUTIOUS
-        adverse = adverse_bps(side, fill_price, expected_price) > self.ADVERSE_BPS
         window = self._adverse
         if len(window) == window.maxlen and window[0]:
             self._adverse_count -= 1  # the oldest sample slides out

@@ -266,10 +266,16 @@ class CoreState:
             return
         plans = tracked.accepted.legs
         by_coid = self.legs
-        legs = [leg for p in plans if (leg := by_coid.get(p.coid)) is not None]
+        if len(plans) == 1:  # the common case, without a comprehension and a generator
+            only = by_coid.get(plans[0].coid)
+            legs = [] if only is None else [only]
+            finished = only is not None and only.fsm.state in TERMINAL_STATES
+        else:
+            legs = [leg for p in plans if (leg := by_coid.get(p.coid)) is not None]
+            finished = bool(legs) and all(x.fsm.state in TERMINAL_STATES for x in legs)
         target = tracked.accepted.quantity - tracked.accepted.unallocated
         tracked.status = status_of(legs, target)
-        if legs and all(x.fsm.state in TERMINAL_STATES for x in legs):
+        if finished:
             # Finished: leave memory (bounded state); a late report is applied to the shadow only.
             del self.intents[signal_id]
             acc = tracked.accepted
