@@ -15,9 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from titan.engine.engine import Prepared
 from titan.engine.events import report_after_sent, report_event, rfc3339
 from titan.events.payloads import FillEvent, OrderReportEvent, TradeClosedEvent
-from titan.messages import OrderRequest
+from titan.messages import OrderRequest, Reply, Stages
 from titan.risk.checks import Approval, CheckConfig, CheckInputs, RiskIntent, TickerView, still_valid
 from titan.risk.decision import DAILY_VOLUME, SIGMA, impact_bps
 from titan.risk.dedupe import HashedIds, SeenIds
@@ -456,6 +457,47 @@ _POSITIONAL_FIELDS: dict[type[msgspec.Struct], tuple[str, ...]] = {
     ),
     SplitResult: ("legs", "unallocated"),
     Leg: ("index", "venue", "qty"),
+    Prepared: (
+        "intent",
+        "risk",
+        "notional",
+        "prepared_ns",
+        "t_ingress_ms",
+        "approval",
+        "epoch",
+        "tickers",
+        "effective_state",
+        "halt",
+        "armed",
+        "cooling",
+        "day",
+    ),
+    Stages: (
+        "t_read",
+        "t_ring",
+        "t_core_in",
+        "t_order_out",
+        "t_gw_in",
+        "t_gw_out",
+        "t_report_in",
+        "t_core_out",
+    ),
+    Reply: ("conn", "req", "fields", "stages"),
+    LegFsm: ("signal_id", "client_order_id", "symbol", "state", "transitions", "illegal_count"),
+    TrackedLeg: (
+        "fsm",
+        "signal_id",
+        "venue",
+        "leg",
+        "account",
+        "side",
+        "qty",
+        "filled_qty",
+        "filled_notional",
+        "fee_total",
+        "venue_order_id",
+        "plan",
+    ),
 }
 
 

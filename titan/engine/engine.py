@@ -413,7 +413,7 @@ class Engine:
 
     def on_command(self, cmd: Prepare | Confirm | Abort) -> None:
         now_ns, now_ms = self.clock.mono_ns(), self.clock.wall_ms()
-        stages = Stages(t_read=cmd.t_read, t_ring=cmd.t_ring, t_core_in=now_ns)
+        stages = Stages(cmd.t_read, cmd.t_ring, now_ns)  # t_read, t_ring, t_core_in
         fields: dict[str, Any] | None
         if isinstance(cmd, Abort):
             fields = self._abort(cmd.signal_id)
@@ -436,7 +436,7 @@ class Engine:
 
     def _reply(self, conn: int, req: int, fields: dict[str, Any], stages: Stages) -> None:
         self.counters.replies += 1
-        self.out.reply(Reply(conn=conn, req=req, fields=fields, stages=stages))
+        self.out.reply(Reply(conn, req, fields, stages))
 
     @staticmethod
     def _denied(key: str, sid: str, code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -444,11 +444,11 @@ class Engine:
 
     def _size_notional(self, intent: Intent, account: str) -> Decimal:
         """fastpath.md §8 step 2: ``position_size`` when > 0, else the configured sizer (USD)."""
+        if intent.position_size:  # exact from its text: no context needed
+            proposed = Decimal(intent.position_size)
+            if proposed > 0:
+                return proposed
         with localcontext(MONEY_CONTEXT):
-            if intent.position_size:
-                proposed = Decimal(intent.position_size)
-                if proposed > 0:
-                    return proposed
             if self.s.sizing == "fixed_notional":
                 return self.s.fixed_notional
             equity = self.state.shadow.equity(account) or ZERO
@@ -485,22 +485,24 @@ class Engine:
             self._deny_counted(code)
             return self._denied("prepared", sid, code, verdict.text)
         # A repeat PREPARE of a prepared id replaces it and restarts the TTL.
-        self.prepared[sid] = Prepared(
+        cooldowns = inputs.cooldown_until_ms
+        self.prepared[sid] = Prepared(  # positional (keywords cost ~50 ns each here)
             intent,
             risk,
             notional,
             now_ns,
             now_ms,
-            approval=verdict,
-            epoch=self.epoch,
-            tickers=inputs.tickers,
-            effective_state=inputs.effective_state,
-            halt=inputs.halt,
-            armed=inputs.armed,
-            cooling=frozenset(inputs.cooldown_until_ms),
-            day=now_ms // DAY_MS,
+            verdict,  # approval
+            self.epoch,  # epoch
+            inputs.tickers,  # tickers
+            inputs.effective_state,  # effective_state
+            inputs.halt,  # halt
+            inputs.armed,  # armed
+            frozenset(cooldowns) if cooldowns else _NO_VENUES,  # cooling
+            now_ms // DAY_MS,  # day
         )
-        quantity = sum((leg.qty for leg in verdict.legs), ZERO)
+        legs = verdict.legs
+        quantity = ZERO + legs[0].qty if len(legs) == 1 else sum((leg.qty for leg in legs), ZERO)
         return {
             "signal_id": sid,
             "prepared": True,
@@ -700,7 +702,7 @@ class Engine:
         stages: Stages | None,
     ) -> IntentAccepted:
         decision = approval.decision
-        metas = self.s.instruments.get(risk.symbol, {})
+        metas = self.s.instruments.get(risk.symbol, _NO_METAS)
         plans: list[LegPlan] = []
         for leg in approval.legs:
             meta = metas[leg.venue]

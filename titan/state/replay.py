@@ -211,15 +211,17 @@ class CoreState:
                 record.signal_id,
                 plan.coid,
                 record.symbol,
-                state=S.ACCEPTED,
-                transitions=[
+                S.ACCEPTED,  # state
+                [  # transitions
                     Transition(S.RECEIVED, S.VALIDATED, t_ns, t_ms, None),
                     Transition(S.VALIDATED, S.ACCEPTED, t_ns, t_ms, None),
                 ],
             )
+            # Positional (keywords cost ~50 ns each): filled qty, filled notional, fees, venue order id.
             leg = TrackedLeg(
-                fsm, record.signal_id, plan.venue, plan.leg, record.account, record.side, plan.qty, plan=plan
-            )
+                fsm, record.signal_id, plan.venue, plan.leg, record.account, record.side, plan.qty,
+                ZERO, ZERO, ZERO, "", plan,
+            )  # fmt: skip
             old = self.legs.get(plan.coid)
             if old is not None:
                 self._add_working(old, -1)
