@@ -113,7 +113,8 @@ class Spool:
         self._head = self._load_head()
         self._backlog_records = 0
         self._backlog_bytes = 0
-        self._pending = bytearray()  # appended, not yet written
+        self._pending: list[bytes] = []  # frame headers and records appended, not yet written
+        self._pending_bytes = 0
         self._pending_items: list[tuple[bytes, Any]] = []  # (record, item) of those
         self._unsynced = False  # written to the OS since the last fsync
         segments = self._segments()
@@ -158,7 +159,7 @@ class Spool:
 
     @property
     def backlog_bytes(self) -> int:
-        return self._backlog_bytes + len(self._pending)
+        return self._backlog_bytes + self._pending_bytes
 
     @property
     def head(self) -> SpoolPosition:
@@ -190,18 +191,21 @@ class Spool:
         frame_size = _FRAME.size + len(record)
         if len(record) > MAX_RECORD_BYTES:
             raise ValueError(f"record of {len(record)} bytes exceeds {MAX_RECORD_BYTES}")
-        if self.backlog_bytes + frame_size > self.max_bytes:
+        if self._backlog_bytes + self._pending_bytes + frame_size > self.max_bytes:
             raise SpoolFull(f"spool full: {self.backlog_bytes} of {self.max_bytes} bytes unpublished")
-        self._pending += _FRAME.pack(len(record), zlib.crc32(record))
-        self._pending += record
+        pending = self._pending
+        pending.append(_FRAME.pack(len(record), zlib.crc32(record)))
+        pending.append(record)
+        self._pending_bytes += frame_size
         self._pending_items.append((record, item))
 
     def _write_pending(self) -> bool:
         if not self._pending:
             return False
-        if self._tail_size > 0 and self._tail_size + len(self._pending) > self.segment_bytes:
+        size = self._pending_bytes
+        if self._tail_size > 0 and self._tail_size + size > self.segment_bytes:
             self._rotate()
-        with memoryview(self._pending) as view:
+        with memoryview(b"".join(self._pending)) as view:
             position = 0
             while position < len(view):
                 position += os.write(self._fd, view[position:])
@@ -211,11 +215,12 @@ class Spool:
         for record, item in self._pending_items:
             offset += _FRAME.size + len(record)
             mem.append(SpooledRecord(record, SpoolPosition(segment, offset), item))
-        self._mem_bytes += len(self._pending)
+        self._mem_bytes += size
         self._tail_size = offset
-        self._backlog_bytes += len(self._pending)
+        self._backlog_bytes += size
         self._backlog_records += len(self._pending_items)
         self._pending.clear()
+        self._pending_bytes = 0
         self._pending_items.clear()
         self._unsynced = True
         if self._mem_bytes > self.memory_bytes:
@@ -346,8 +351,14 @@ class Spool:
             size = (self.directory / _segment_name(end.segment)).stat().st_size
             if end.offset >= size:
                 end = SpoolPosition(end.segment + 1, 0)  # that segment is done: let it be deleted
-        if end.segment == self._tail_index and end.offset >= self._tail_size and self._tail_size > 0:
-            self._rotate()  # everything published: start a fresh segment so the old one can go
+        if (
+            end.segment == self._tail_index
+            and end.offset >= self._tail_size
+            and self._tail_size >= self.segment_bytes // 4
+        ):
+            # Everything published and the segment is big: start a fresh one so it can go (a small
+            # one is reused: a new file, its fsyncs and a directory fsync per commit cost more).
+            self._rotate()
             end = SpoolPosition(self._tail_index, 0)
         self._store_head(end)
         if end.segment > self._head.segment:

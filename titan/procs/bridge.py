@@ -94,7 +94,7 @@ from titan.events.payloads import DlqEvent, Publication, RejectEvent, publicatio
 from titan.events.replay import ReplayCache
 from titan.events.ring import to_operator_message, to_place_intent
 from titan.events.rpc import EngineView
-from titan.events.spool import Spool, SpoolPosition, decode_publication, encode_publication
+from titan.events.spool import Spool, SpooledRecord, SpoolPosition, decode_publication, encode_publication
 from titan.messages import (
     BRIDGE_TO_CORE,
     CORE_TO_BRIDGE,
@@ -137,7 +137,8 @@ MIB = 1024 * 1024
 # envelope is ~1.1 kB, larger than the default 1 kB slot).
 SPLIT_TO_CORE = Fragment in typing.get_args(BRIDGE_TO_CORE)
 DRAIN_BATCH = 1024  # ring messages per drain before yielding to the loop
-SYNC_INTERVAL_S = 0.02  # grouped fsync of the spool
+EVENT_LINGER_S = 0.001  # after a drain that found events, wait this long before the next one
+SYNC_INTERVAL_S = 0.05  # grouped fsync of the spool (power loss only: a killed bridge loses nothing)
 COMMIT_INTERVAL_S = 0.1  # spool head commits (each costs an fsync of the head file)
 
 
@@ -308,7 +309,6 @@ class Bridge:
         self.heartbeats_dropped = 0
         self.acks: deque[Msg] = deque()
         self.ack_wake = asyncio.Event()
-        self.spool_wake = asyncio.Event()
         self.connected = asyncio.Event()
         self.stop = asyncio.Event()
         self.nc: NATS | None = None
@@ -320,7 +320,14 @@ class Bridge:
         self.spool_refusing = False
         self.permission_errors: set[str] = set()  # denial keys already logged
         self.denied_subjects: set[str] = set()  # publish subjects the server denies (lowercased)
-        self.denied_changed = asyncio.Event()  # a new publish subject was denied
+        # Publishing (see _publish): the ack inbox of this connection, the last reply token used,
+        # the tokens of the batch in flight and the future its acks (or a failure) resolve.
+        self._ack_prefix: str | None = None
+        self._ack_token = 0
+        self._outstanding: set[int] = set()
+        self._batch_sent = False
+        self._batch_waiter: asyncio.Future[None] | None = None
+        self._publisher_wake: asyncio.Future[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.reassembler = Reassembler()
         self.push_lock = asyncio.Lock()
@@ -335,18 +342,21 @@ class Bridge:
         return publications(msg, self.s.producer, self.s.instance)
 
     def drain_ring(self) -> int:
-        """Move up to DRAIN_BATCH ring messages into the spool; returns how many were consumed."""
+        """Move up to DRAIN_BATCH ring messages into the spool; returns how many were consumed.
+
+        The batch is read with ``peek_at``, handed to the OS with one ``write`` and only then
+        consumed with one ``advance``: a bridge killed in between reads the same messages again.
+        """
         ring = self.ring_in
         n = 0
         spooled = 0
-        while n < DRAIN_BATCH and (view := ring.peek()) is not None:
+        while n < DRAIN_BATCH and (view := ring.peek_at(n)) is not None:
             msg = self.decode(view)
             if isinstance(msg, Fragment):  # a message larger than a slot (titan.shm.fragment)
                 # The joined message is held until its last fragment is consumed: a full spool
                 # leaves that fragment on the ring, and it must not be fed to the reassembler twice.
                 whole = self._joined if self._joined is not None else self.reassembler.feed(msg)
                 if whole is None:
-                    ring.advance()
                     n += 1
                     continue
                 self._joined = whole
@@ -355,24 +365,26 @@ class Bridge:
                 self._intake_done(msg)
             else:
                 pubs = self._publications(msg)
-                records = [encode_publication(p) for p in pubs]
-                if not self._append(records):
+                if not self._append(pubs):
                     break  # spool full: leave the message on the ring (core holds the overflow)
-                spooled += len(records)
+                spooled += len(pubs)
                 for p in pubs:
                     self.view.observe(p)
-            ring.advance()
             self._joined = None
             n += 1
+        if n:
+            self.spool.write()  # in the OS before the ring cursor moves past the batch
+            ring.advance(n)
         if spooled:
             self.counters.add(EVENTS_SPOOLED, spooled)
-            self.spool_wake.set()
+            self._kick_publisher()
         self._update_gauges()
         return n
 
-    def _append(self, records: list[bytes]) -> bool:
-        """Append and hand to the OS, all or nothing (a DLQ event is two records)."""
-        needed = sum(len(r) + 8 for r in records)
+    def _append(self, pubs: list[Publication]) -> bool:
+        """Append all or nothing (a DLQ event is two records); the caller hands them to the OS."""
+        records = [encode_publication(p) for p in pubs]
+        needed = 8 * len(records) + sum(map(len, records))
         if self.spool.backlog_bytes + needed > self.spool.max_bytes:
             if not self.spool_refusing:
                 self.spool_refusing = True
@@ -383,9 +395,8 @@ class Bridge:
                     self.spool.backlog_bytes,
                 )
             return False
-        for record in records:
-            self.spool.append(record)
-        self.spool.write()
+        for record, p in zip(records, pubs, strict=True):
+            self.spool.append(record, p)
         if self.spool_refusing:
             self.spool_refusing = False
             self.counters.set(SPOOL_FULL, 0)
@@ -399,12 +410,12 @@ class Bridge:
         False when the spool is full: the caller leaves the message un-ACKed (it is redelivered).
         """
         pubs = [p for e in events if e is not None for p in publications(e, self.s.producer, self.s.instance)]
-        records = [encode_publication(p) for p in pubs]
-        if records:
-            if not self._append(records):
+        if pubs:
+            if not self._append(pubs):
                 return False
-            self.counters.add(EVENTS_SPOOLED, len(records))
-            self.spool_wake.set()
+            self.spool.write()
+            self.counters.add(EVENTS_SPOOLED, len(pubs))
+            self._kick_publisher()
         return True
 
     def _update_gauges(self) -> None:
@@ -414,7 +425,8 @@ class Bridge:
     async def pump_events(self) -> None:
         rings = [self.ring_in]
         while True:
-            if self.drain_ring() == DRAIN_BATCH:
+            drained = self.drain_ring()
+            if drained == DRAIN_BATCH:
                 await asyncio.sleep(0)  # more waiting: let the publisher and intake run
                 continue
             if self.spool_refusing:
@@ -426,6 +438,13 @@ class Bridge:
                 continue
             if self.stop.is_set() and not self.ring_in.has_data():
                 return
+            if drained and EVENT_LINGER_S > 0:
+                # Events are flowing: let a little more gather before the next drain (core does not
+                # ring while nobody sleeps on the bell), so the drain, its spool write and its publish
+                # batch and ack round trip are paid per linger, not per intent. The first event
+                # after a quiet spell still wakes the bridge at once through the bell.
+                await asyncio.sleep(EVENT_LINGER_S)
+                continue
             await wait_any_async(rings, self.bell, 0.2)
 
     async def sync_spool(self) -> None:
@@ -460,6 +479,23 @@ class Bridge:
                 self._captured[subject] = hit
         return hit
 
+    def _kick_publisher(self) -> None:
+        """Wake the publisher if it waits for records (new ones were spooled, or stopping)."""
+        wake = self._publisher_wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
+
+    async def _publisher_nap(self, timeout: float) -> None:
+        """Until :meth:`_kick_publisher` or ``timeout``: a future and a timer, no task."""
+        loop = asyncio.get_running_loop()
+        wake = self._publisher_wake = loop.create_future()
+        timer = loop.call_later(timeout, _resolve, wake)
+        try:
+            await wake
+        finally:
+            timer.cancel()
+            self._publisher_wake = None
+
     async def publish_loop(self) -> None:
         cursor: SpoolPosition | None = None
         while True:
@@ -470,9 +506,8 @@ class Bridge:
                 continue
             records = self.spool.read(self.s.publish_window, cursor)
             if not records:
-                self.spool_wake.clear()
-                if not self.spool.read(1, cursor):
-                    await _first(self.spool_wake.wait(), self.stop.wait(), timeout=0.5)
+                if not self.stop.is_set():
+                    await self._publisher_nap(0.5)
                 continue
             denied = await self._publish(records)
             if denied is not None:
@@ -484,35 +519,59 @@ class Bridge:
                 self.counters.add(PUBLISH_RETRIES)
                 await _first(self.stop.wait(), timeout=0.2)
 
-    async def _publish(self, records: list[Any]) -> int | None:
+    async def _publish(self, records: list[SpooledRecord]) -> int | None:
         """Publish one batch in order, skipping subjects the server denies.
 
-        Returns how many records were skipped as denied when every JetStream publish was
-        acknowledged; None when the batch must be re-sent (JetStream dedupes what already landed).
+        Stream subjects go out as core-NATS publishes with a ``Nats-Msg-Id`` header and a reply
+        subject under this connection's ack inbox (``<inbox>.<token>``); JetStream answers each on
+        it with a PubAck (``{"stream":…,"seq":…}``, ``"duplicate":true`` for a deduplicated one) or
+        ``{"error":…}`` — the "async publish with a window" pattern, with the acks counted in
+        :meth:`_on_puback` instead of a future per message. Returns how many records were skipped
+        as denied when every JetStream publish was acknowledged; None when the batch must be re-sent
+        (JetStream dedupes what already landed).
         """
-        nc, js = self.nc, self.js
-        assert nc is not None and js is not None
-        futures: list[asyncio.Future[Any]] = []
+        nc = self.nc
+        assert nc is not None
+        prefix = self._ack_prefix
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        outstanding = self._outstanding
+        outstanding.clear()
+        self._batch_sent = False
+        self._batch_waiter = waiter
         denied = 0
-        self.denied_changed.clear()
+        timer: asyncio.TimerHandle | None = None
         try:
+            if prefix is None:
+                raise ConnectionError("no ack subscription on this connection yet")
+            token = self._ack_token
             for record in records:
-                p = decode_publication(record.data)
+                p = record.item if record.item is not None else decode_publication(record.data)
                 if self.denied_subjects and p.subject.lower() in self.denied_subjects:
                     denied += 1  # never accepted by this server: skipping it unblocks what follows
                     continue
                 if p.msg_id and self.captured(p.subject):
-                    futures.append(
-                        await js.publish_async(p.subject, p.data, headers={"Nats-Msg-Id": p.msg_id})
+                    token += 1
+                    outstanding.add(token)
+                    await nc.publish(
+                        p.subject, p.data, reply=f"{prefix}{token}", headers={"Nats-Msg-Id": p.msg_id}
                     )
                 else:
                     await nc.publish(p.subject, p.data)
-            if futures:
-                await self._acks_or_denial(futures)
+            self._ack_token = token
+            self._batch_sent = True
+            if outstanding and not waiter.done():
+                timer = loop.call_later(
+                    self.s.ack_timeout_s,
+                    _fail,
+                    waiter,
+                    TimeoutError(f"no publish acks within {self.s.ack_timeout_s}s"),
+                )
+            elif not waiter.done():
+                waiter.set_result(None)
+            await waiter  # raises the first failure: an error ack, a denial, a disconnect, the timeout
             return denied
         except Exception as exc:  # NATS away, slow or refusing: re-send the batch from its start
-            for f in futures:
-                f.cancel()
             self.log.warning(
                 "publish failed (%s: %s); %d records wait in the spool",
                 type(exc).__name__,
@@ -520,28 +579,45 @@ class Bridge:
                 self.spool.backlog_records,
             )
             return None
-
-    async def _acks_or_denial(self, futures: list[asyncio.Future[Any]]) -> None:
-        """Wait for the batch's acks; give up early when the server denies a publish meanwhile
-        (its ack never comes: the batch is re-sent without the denied subject)."""
-        acks = asyncio.gather(*futures)
-        denial: asyncio.Future[Any] = asyncio.ensure_future(self.denied_changed.wait())
-        waiters: set[asyncio.Future[Any]] = {acks, denial}
-        try:
-            done, _ = await asyncio.wait(
-                waiters, timeout=self.s.ack_timeout_s, return_when=asyncio.FIRST_COMPLETED
-            )
         finally:
-            denial.cancel()
-        if acks in done:
-            acks.result()  # raises the first failed publish
+            if timer is not None:
+                timer.cancel()
+            self._batch_waiter = None
+            outstanding.clear()
+            if not waiter.done():
+                waiter.cancel()
+
+    async def _on_puback(self, msg: Msg) -> None:
+        """A JetStream reply on the ack inbox: count it for the batch in flight (late ones are ignored)."""
+        waiter = self._batch_waiter
+        prefix = self._ack_prefix
+        if waiter is None or waiter.done() or prefix is None or not msg.subject.startswith(prefix):
             return
-        acks.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await acks
-        if denial in done:
-            raise PermissionError("the server denied a subject of this batch")
-        raise TimeoutError(f"no publish acks within {self.s.ack_timeout_s}s")
+        try:
+            token = int(msg.subject[len(prefix) :])
+        except ValueError:
+            return
+        if token not in self._outstanding:
+            return  # an ack of an abandoned attempt
+        if msg.headers and msg.headers.get("Status"):  # 503: no stream took it (no responders)
+            waiter.set_exception(
+                ConnectionError(f"JetStream status {msg.headers.get('Status')} for a publish")
+            )
+            return
+        data = msg.data
+        if b'"error"' in data:
+            error = _puback_error(data)
+            if error is not None:
+                waiter.set_exception(RuntimeError(f"JetStream refused a publish: {error}"))
+                return
+        self._outstanding.discard(token)
+        if not self._outstanding and self._batch_sent:
+            waiter.set_result(None)
+
+    def _fail_batch(self, exc: Exception) -> None:
+        waiter = self._batch_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
 
     # --- NATS connection --------------------------------------------------------------------------
 
@@ -574,6 +650,7 @@ class Bridge:
                 continue
             self.js = self.nc.jetstream()
             self.log.info("connected to NATS %s", self.s.url)
+            await self._subscribe_acks()
             await self._subscribe_core()
             await self._start_session()
             return
@@ -604,6 +681,7 @@ class Bridge:
             self.log.warning("NATS disconnected: spooling events")
         self.connected.clear()
         self.counters.set(NATS_CONNECTED, 0)
+        self._fail_batch(ConnectionError("NATS disconnected"))  # re-sent after the reconnect
 
     async def _on_reconnected(self) -> None:
         self.counters.add(NATS_RECONNECTS)
@@ -631,7 +709,8 @@ class Bridge:
                 and subject not in self.denied_subjects
             ):
                 self.denied_subjects.add(subject)
-                self.denied_changed.set()
+                # Its ack never comes: cut the batch short, it is re-sent without that subject.
+                self._fail_batch(PermissionError("the server denied a subject of this batch"))
                 self.log.error("events on %r are skipped from now on: grant the publish right", subject)
             return
         if "ermission" in text:
@@ -641,6 +720,14 @@ class Bridge:
                 self.log.error("NATS permission error: %s", text)
             return
         self.log.debug("NATS error: %s: %s", type(exc).__name__, text)
+
+    async def _subscribe_acks(self) -> None:
+        """The inbox JetStream answers our publishes on (nats-py re-subscribes it after a reconnect)."""
+        nc = self.nc
+        assert nc is not None
+        inbox = nc.new_inbox()
+        await nc.subscribe(f"{inbox}.*", cb=self._on_puback)
+        self._ack_prefix = f"{inbox}."
 
     async def _subscribe_core(self) -> None:
         """Core-NATS subscriptions (nats-py re-subscribes them after a reconnect)."""
@@ -930,6 +1017,7 @@ class Bridge:
             await self.stop.wait()
         finally:
             self.stop.set()
+            self._kick_publisher()
             for task in consumers:
                 task.cancel()
             await asyncio.gather(*consumers, return_exceptions=True)
@@ -952,6 +1040,31 @@ class Bridge:
         while True:
             self.ctx.beat()
             await asyncio.sleep(0.1)
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+def _fail(fut: asyncio.Future[None], exc: Exception) -> None:
+    if not fut.done():
+        fut.set_exception(exc)
+
+
+def _puback_error(data: bytes) -> str | None:
+    """The ``error`` of a JetStream publish reply, None for a PubAck."""
+    try:
+        body = msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        return f"unreadable reply {data[:80]!r}"
+    if isinstance(body, dict) and "error" in body:
+        error = body["error"]
+        if isinstance(error, dict):
+            code = f"code {error.get('code')}, err_code {error.get('err_code')}"
+            return f"{error.get('description', error)} ({code})"
+        return str(error)
+    return None
 
 
 async def _first(*aws: Awaitable[Any], timeout: float | None = None) -> None:
