@@ -15,6 +15,7 @@ import msgspec
 
 from titan.canonical import DuplicateKeyError, JsonError, canonical_json, parse_json
 from titan.ingress import codes
+from titan.ingress.fastjson import Unusual, parse_request
 from titan.ingress.replay import ReplayGuard
 from titan.ingress.replies import ReplyFields, error_fields
 from titan.ingress.signals import (
@@ -24,7 +25,7 @@ from titan.ingress.signals import (
     SignalHead,
     check_signal,
 )
-from titan.ingress.signing import SIGNATURE_BYTES, decode_hex_signature, sign_bytes, verify
+from titan.ingress.signing import SIGNATURE_BYTES, Verifier, decode_hex_signature, sign_bytes
 
 
 class Accepted(msgspec.Struct, gc=False):
@@ -88,6 +89,7 @@ class RequestProcessor:
 
     def __init__(self, key: bytes, replay: ReplayGuard, clock_ms: Callable[[], float]) -> None:
         self._key = key
+        self._verify = Verifier(key).verify
         self.replay = replay
         self.clock_ms = clock_ms
         self.stats = IngressStats()
@@ -163,12 +165,18 @@ class RequestProcessor:
 
     def process_json(self, frame: bytes) -> Verdict:
         self.stats.messagesReceived += 1
+        canonical: bytes | None = None
+        env: object
         try:
-            env = parse_json(frame)
-        except DuplicateKeyError:
-            return self._reject(codes.IPC_ERROR, codes.MSG_DUPLICATE_KEY)
-        except JsonError:
-            return self._reject(codes.IPC_ERROR, codes.MSG_INVALID_JSON)
+            fast = parse_request(frame)  # the usual request: parsed and canonicalised in one pass
+            env, canonical = fast.env, fast.canonical
+        except Unusual:
+            try:
+                env = parse_json(frame)
+            except DuplicateKeyError:
+                return self._reject(codes.IPC_ERROR, codes.MSG_DUPLICATE_KEY)
+            except JsonError:
+                return self._reject(codes.IPC_ERROR, codes.MSG_INVALID_JSON)
         if not isinstance(env, dict):
             return self._reject(codes.IPC_ERROR, codes.MSG_NOT_AN_OBJECT)
         corr = env.get("correlationId")
@@ -194,7 +202,9 @@ class RequestProcessor:
             return self._reject(
                 codes.INVALID_SIGNATURE, "signature must be 64 hex characters", corr, signal_id, envelope_ts
             )
-        if not verify(self._key, canonical_json(signal), sig_bytes):
+        if canonical is None:
+            canonical = canonical_json(signal)
+        if not self._verify(canonical, sig_bytes):
             return self._reject(codes.INVALID_SIGNATURE, "signature mismatch", corr, signal_id, envelope_ts)
         head = SignalHead(signal.get("signal_type"), signal.get("timestamp"), raw_id)
         trace = env.get("trace") is True
@@ -239,7 +249,7 @@ class RequestProcessor:
             return self._reject(
                 codes.INVALID_SIGNATURE, "signature must be 32 bytes", corr, None, envelope_ts
             )
-        if not verify(self._key, env.signal, sig_bytes):
+        if not self._verify(env.signal, sig_bytes):
             return self._reject(codes.INVALID_SIGNATURE, "signature mismatch", corr, None, envelope_ts)
         raw = env.signal
         try:

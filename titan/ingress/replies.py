@@ -31,7 +31,7 @@ def error_fields(code: str, message: str) -> ReplyFields:
     return {"rejected": True, "reason": code, "error": code, "message": message}
 
 
-def _js_int(x: float) -> float | int:
+def js_int(x: float) -> float | int:
     """Integral doubles as ints so ``1795917803404.0`` is written ``1795917803404``."""
     if x.is_integer() and -_EXACT_INT_LIMIT < x < _EXACT_INT_LIMIT:
         return int(x)
@@ -53,7 +53,7 @@ def build_reply(
         reply["signal_id"] = signal_id
     reply.update(body)
     server_time = int(server_now_ms)
-    reply["timestamp"] = _js_int(envelope_ts) if envelope_ts is not None else server_time
+    reply["timestamp"] = js_int(envelope_ts) if envelope_ts is not None else server_time
     reply["server_time"] = server_time
     return reply
 

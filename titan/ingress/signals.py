@@ -160,6 +160,8 @@ def decimal_text(x: float) -> str:
     """Exact plain-notation decimal of the double's shortest representation (``1e-07`` → ``0.0000001``)."""
     if x.is_integer():
         return str(int(x))
+    if 1e-4 <= abs(x) < 1e16:
+        return repr(x)  # repr is already plain notation here (it switches to exponents outside)
     return format(Decimal(repr(x)), "f")
 
 

@@ -31,13 +31,14 @@ from pathlib import Path
 from typing import Any, Final
 
 import msgspec
+from msgspec.structs import astuple
 
 from titan.config import Config, hmac_secret, socket_path
 from titan.health import INGRESS_HISTOGRAMS, INGRESS_SLOTS, CounterWriter, LatencyRecorder, record_replies
 from titan.ingress import codes
 from titan.ingress.protocol import Accepted, RequestProcessor
 from titan.ingress.replay import ReplayGuard
-from titan.ingress.replies import error_fields, max_connections_line
+from titan.ingress.replies import error_fields, js_int, max_connections_line
 from titan.ingress.session import Session
 from titan.ingress.signals import AbortSignal, ConfirmSignal, PingSignal, PrepareSignal, to_intent
 from titan.ingress.signing import secret_key
@@ -47,12 +48,14 @@ from titan.shm.board import ProcState
 from titan.shm.doorbell import Doorbell
 from titan.shm.ring import Ring
 
+READ_BUFFER_BYTES: Final = 1 << 16  # one socket read at most
 TICK_S: Final = 0.05  # heartbeat, deadlines, held-request retry when idle
 HELD_RETRY_S: Final = 0.0005  # retry pushing held requests while the command ring is full
 READY_CACHE_NS: Final = 5_000_000
 # Reply.req of an unsolicited report core pushes to a connection (ingress.push_reports);
 # request ids start far above it.
 PUSH_REQ: Final = 0
+_STAGE_FIELDS: Final = Stages.__struct_fields__
 TRACE_ROOM: Final = 32  # req id and stamps grow the encoded command a little after the size check
 
 # Status-board counter slots of the ingress row (titan top reads them).
@@ -67,6 +70,23 @@ COUNTER_NAMES: Final = (
     "notReadyReplies",
     "slowReaderCloses",
 )
+
+
+def _msgpack_uint_size(n: int) -> int:
+    """Bytes msgpack spends on a non-negative int."""
+    if n < 0x80:
+        return 1
+    if n < 0x100:
+        return 2
+    if n < 0x10000:
+        return 3
+    return 5 if n < 0x100000000 else 9
+
+
+def _stamp_growth(req: int, t_ring: int) -> int:
+    """How much longer a command is with ``req``/``t_ring`` set than with both still 0: the size check
+    is on the command as it was before they were stamped (one encoding serves both)."""
+    return _msgpack_uint_size(req) + _msgpack_uint_size(t_ring) - 2
 
 
 class SocketInUse(RuntimeError):
@@ -126,7 +146,10 @@ class Pending:
     sent: bool = False
 
 
-class Connection(asyncio.Protocol):
+class Connection(asyncio.BufferedProtocol):
+    """One client. Reads go straight into the server's buffer (``recv_into``): a plain Protocol makes
+    asyncio allocate 256 KiB per read, an mmap + mremap + munmap (and page faults) per request."""
+
     def __init__(self, server: IngressServer, conn_id: int) -> None:
         self.server = server
         self.conn_id = conn_id
@@ -142,6 +165,13 @@ class Connection(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         self.server.on_connect(self)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.server.read_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        # The buffer is shared: its bytes are copied out before anything else can read into it.
+        self.data_received(self.server.read_buffer[:nbytes].tobytes())
 
     def data_received(self, data: bytes) -> None:
         t_read = time.monotonic_ns()
@@ -226,6 +256,7 @@ class IngressServer:
         self._ready_cache = (False, 0)
         self.wall_ms = wall_ms
         self.connections: dict[int, Connection] = {}
+        self.read_buffer = memoryview(bytearray(READ_BUFFER_BYTES))  # every connection reads into it
         self._conn_ids = itertools.count(1)
         # Request ids start at the (system-wide) monotonic clock, so a reply core sends for a previous
         # ingress incarnation's request can never match a request of this one.
@@ -310,15 +341,17 @@ class IngressServer:
         else:
             assert isinstance(signal, AbortSignal)
             command = Abort(conn.conn_id, 0, signal.signal_id, t_read, 0)
+        req = next(self._req_ids)
+        command.req = req
+        command.t_ring = time.monotonic_ns()
+        data = self._encode(command)
         if (
             isinstance(command, Prepare)
-            and len(self._encode(command)) + TRACE_ROOM > self.commands.max_payload
+            and len(data) - _stamp_growth(req, command.t_ring) + TRACE_ROOM > self.commands.max_payload
         ):
             # Valid JSON but too big for one ring slot (e.g. hundreds of take-profits): refuse, never crash.
             body = error_fields(codes.INVALID_SIGNAL, "signal too large for the engine's command slot")
             return self._reply_bytes(conn, body, accepted, signal_id)
-        req = next(self._req_ids)
-        command.req = req
         pending = Pending(
             conn,
             accepted.correlation_id,
@@ -330,13 +363,18 @@ class IngressServer:
         )
         self.pending[req] = pending
         self._deadlines.append((pending.deadline_ns, req))
-        if self.held or not self._try_send(pending, command):
+        if self.held or not self._try_send(pending, command, data):
             self._hold(req, pending, command, conn)
         return None
 
-    def _try_send(self, pending: Pending, command: Prepare | Confirm | Abort) -> bool:
-        command.t_ring = time.monotonic_ns()
-        if not self.commands.try_push(self._encode(command)):
+    def _try_send(
+        self, pending: Pending, command: Prepare | Confirm | Abort, data: bytes | None = None
+    ) -> bool:
+        """Push ``command`` (``data``: encoded with a fresh ``t_ring``); False when the ring is full."""
+        if data is None:
+            command.t_ring = time.monotonic_ns()
+            data = self._encode(command)
+        if not self.commands.try_push(data):
             return False
         pending.sent = True
         pending.command = None
@@ -392,6 +430,7 @@ class IngressServer:
         batches: dict[Connection, list[bytes]] = {}
         stamped: list[Stages] = []
         n = 0
+        server_time = -1  # taken once per batch, at its first reply
         while True:
             view = ring.peek()
             if view is None:
@@ -414,9 +453,15 @@ class IngressServer:
             del self.pending[reply.req]
             if pending.conn.closed:
                 continue  # the client left
-            data = self._render(pending, reply.fields, reply.stages)
+            if server_time < 0:
+                server_time = int(self.wall_ms())
+            data = self._render(pending, reply.fields, reply.stages, server_time)
             stamped.append(reply.stages)
-            batches.setdefault(pending.conn, []).append(data)
+            chunks = batches.get(pending.conn)
+            if chunks is None:
+                batches[pending.conn] = [data]
+            else:
+                chunks.append(data)
         for conn, chunks in batches.items():
             conn.write(b"".join(chunks) if len(chunks) > 1 else chunks[0])
         if stamped:
@@ -432,19 +477,24 @@ class IngressServer:
         data = conn.session.reply(body, correlation_id=None, signal_id=None, envelope_ts=None)
         batches.setdefault(conn, []).append(data)
 
-    def _render(self, pending: Pending, fields: dict[str, Any], stages: Stages | None) -> bytes:
-        body = fields
+    def _render(
+        self, pending: Pending, fields: dict[str, Any], stages: Stages | None, server_time: int
+    ) -> bytes:
+        """Core's reply fields as the client gets them (what ``build_reply`` makes, built in one go)."""
+        reply: dict[str, Any] = {}
+        if pending.correlation_id is not None:
+            reply["correlationId"] = pending.correlation_id
+        if "signal_id" not in fields:
+            reply["signal_id"] = pending.signal_id
+        reply.update(fields)
         if pending.trace and stages is not None:
-            body = dict(fields)
-            trace = {f: getattr(stages, f) for f in Stages.__struct_fields__}
+            trace = dict(zip(_STAGE_FIELDS, astuple(stages), strict=True))
             trace["t_write"] = time.monotonic_ns()
-            body["stages"] = trace
-        return pending.conn.session.reply(
-            body,
-            correlation_id=pending.correlation_id,
-            signal_id=pending.signal_id,
-            envelope_ts=pending.envelope_ts,
-        )
+            reply["stages"] = trace
+        envelope_ts = pending.envelope_ts
+        reply["timestamp"] = js_int(envelope_ts) if envelope_ts is not None else server_time
+        reply["server_time"] = server_time
+        return pending.conn.session.encode(reply)
 
     def on_bell(self) -> None:
         """The reply ring's doorbell fired: drain, then sleep again without losing a wake-up."""
