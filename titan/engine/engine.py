@@ -378,7 +378,9 @@ class Engine:
         return {v: t for v, t in self.cooldown_until_ms.items() if t > now_ms}
 
     def check_inputs(self, intent: RiskIntent, now_ms: int, now_ns: int) -> CheckInputs:
-        views = self.state.check_views(intent.account, intent.symbol, now_ms, self.s.daily_loss_net)
+        # CoreState.check_views, inlined (no intermediate struct).
+        state, symbol = self.state, intent.symbol
+        positions, equity, gross = state.shadow.account_view(intent.account, symbol)
         metas = self.s.instruments.get(intent.symbol, _NO_METAS)
         tickers = self.tickers(intent.symbol)
         cooldowns = self.active_cooldowns(now_ms)
@@ -398,12 +400,12 @@ class Engine:
             cooldowns,  # cooldown_until_ms
             metas,  # instruments
             tickers,  # tickers
-            views.positions,  # positions
-            views.working_signed_qty,  # working_signed_qty
-            views.open_intents,  # open_intents
-            views.daily_pnl,  # daily_pnl
-            views.equity,  # equity
-            views.gross_exposure,  # gross_exposure
+            positions,  # positions
+            state.working_signed_qty(symbol),  # working_signed_qty
+            state.open_intents(symbol),  # open_intents
+            state.shadow.daily_pnl(now_ms, self.s.daily_loss_net),  # daily_pnl
+            equity,  # equity
+            gross,  # gross_exposure
         )
 
     def _deny_counted(self, code: str) -> None:

@@ -32,8 +32,18 @@ def _digest20(signal_id: str) -> str:
     )  # fmt: skip
 
 
+_SUFFIXES: dict[tuple[str, int, int], str] = {}  # (venue, leg, attempt) → its last 4 characters (≤ 14 400)
+
+
 def client_order_id(signal_id: str, venue: str, leg: int, attempt: int = 0) -> str:
     """The client order id of leg ``leg`` (0–99) of ``signal_id`` on ``venue``, attempt 0–35."""
+    suffix = _SUFFIXES.get((venue, leg, attempt))
+    if suffix is None:
+        suffix = _SUFFIXES[(venue, leg, attempt)] = _suffix(venue, leg, attempt)
+    return COID_PREFIX + _digest20(signal_id) + suffix
+
+
+def _suffix(venue: str, leg: int, attempt: int) -> str:
     if not 0 <= leg <= 99:
         raise ValueError(f"leg {leg} out of range 0..99")
     if not 0 <= attempt < len(_ATTEMPT_CHARS):
@@ -42,7 +52,7 @@ def client_order_id(signal_id: str, venue: str, leg: int, attempt: int = 0) -> s
         code = VENUE_CODES[venue]
     except KeyError:
         raise ValueError(f"no client-id venue code for {venue!r}") from None
-    return f"{COID_PREFIX}{_digest20(signal_id)}{code}{leg:02d}{_ATTEMPT_CHARS[attempt]}"
+    return f"{code}{leg:02d}{_ATTEMPT_CHARS[attempt]}"
 
 
 def flatten_signal_id(command_id: str, venue: str, symbol: str) -> str:

@@ -337,7 +337,7 @@ class CoreState:
 
     def _add_working(self, leg: TrackedLeg, sign: int) -> None:
         """Add (``sign`` 1) or take away (−1) a leg's part of its symbol's working quantity."""
-        if leg.fsm.terminal or leg.side == 0:
+        if leg.side == 0 or leg.fsm.state in TERMINAL_STATES:
             return
         open_qty = MONEY_CONTEXT.subtract(leg.qty, leg.filled_qty)
         if open_qty <= 0:
