@@ -366,8 +366,9 @@ class Engine:
     def tickers(self, symbol: str) -> dict[str, Quote]:
         """The ticker rows of ``symbol`` on every venue listing it (venue → row; absent rows left out)."""
         rows: dict[str, Quote] = {}
+        get, sources = self.quotes.get, self.s.price_sources
         for venue in self.s.instruments.get(symbol, _NO_METAS):
-            quote = self.quote(venue, symbol)
+            quote = get(sources.get(venue, venue), symbol)  # self.quote(), inlined
             if quote is not None:
                 rows[venue] = quote
         return rows

@@ -207,9 +207,10 @@ class RiskControl:
     # --- outputs --------------------------------------------------------------------------------
 
     def effective_state(self, now_ms: int) -> RiskState:
-        state = max(self.current_state, self.breaker_state)
-        if self.heartbeat_stale(now_ms):
-            state = max(state, RiskState.DEFENSIVE)
+        current, breaker = self.current_state, self.breaker_state
+        state = current if current >= breaker else breaker  # max(), first of equals (same member)
+        if self.heartbeat_required and now_ms - self.last_heartbeat_ms > self.heartbeat_timeout_ms:
+            state = max(state, RiskState.DEFENSIVE)  # heartbeat_stale(), inlined
         return state
 
     def reasons(self, now_ms: int) -> list[str]:

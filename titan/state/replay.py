@@ -163,6 +163,15 @@ class CoreState:
 
     def apply(self, record: Record, t_ms: int) -> FillEffect | None:
         """Apply one state change; returns the shadow effect for fills (trades to publish)."""
+        # The three records of every intent first, most frequent first, then the rest.
+        if isinstance(record, LegTransitionRecord):
+            self._transition(record)
+            return None
+        if isinstance(record, FillRecord):
+            return self._fill(record)
+        if isinstance(record, IntentAccepted):
+            self._accept(record, t_ms)
+            return None
         match record:
             case IntentAccepted():
                 self._accept(record, t_ms)
