@@ -10,6 +10,7 @@ when it parses, else taken as a string). Loading validates everything and raises
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import os
 import tomllib
 from collections.abc import Mapping
@@ -206,6 +207,32 @@ class ShmSection(_Section):
     spin_us: float = 4.0  # consumer spin before blocking (measured: keep ≤ 4 µs on 2 cores)
 
 
+# Processes the supervisor starts, as `supervisor.nice` names them ("nats": the embedded nats-server).
+NICE_PROCESSES = (
+    "ingress",
+    "marketdata",
+    "core",
+    "bridge",
+    "sim",
+    "nats",
+    "gateway.paper",
+    "gateway.bybit",
+    "gateway.binance",
+    "gateway.mexc",
+)
+DEFAULT_NICE = {"core": -5, "ingress": -3, "gateway.*": -3}
+
+
+def nice_for(table: Mapping[str, int], name: str) -> int | None:
+    """The niceness ``supervisor.nice`` gives ``name``: its exact key, else the first matching pattern."""
+    if name in table:
+        return table[name]
+    for pattern, value in table.items():
+        if fnmatch.fnmatchcase(name, pattern):
+            return value
+    return None
+
+
 class SupervisorSection(_Section):
     restart_backoff_ms: list[int] = msgspec.field(default_factory=lambda: [50, 200, 1000, 5000])
     stop_timeout_s: float = 5.0  # the whole graceful drain; a child still running after it is killed
@@ -213,6 +240,10 @@ class SupervisorSection(_Section):
     crash_loop_max_restarts: int = 5  # more restarts than this within the window: give up and halt
     crash_loop_window_s: float = 60.0
     sim_ready_timeout_s: float = 15.0  # wait for the venue simulator's ports file
+    # Scheduling priority (nice, -20..19; lower runs first) per process, set by the supervisor when it
+    # starts the process; keys are names from NICE_PROCESSES or fnmatch patterns ("gateway.*"); an
+    # exact name wins over a pattern; a process no key names keeps the supervisor's own niceness.
+    nice: dict[str, int] = msgspec.field(default_factory=lambda: dict(DEFAULT_NICE))
 
 
 class RiskSection(_Section):
@@ -383,6 +414,11 @@ def _apply_env(doc: dict[str, Any], env: Mapping[str, str]) -> None:
 
 def _validate(cfg: Config) -> list[str]:
     problems: list[str] = []
+    for key, value in cfg.supervisor.nice.items():
+        if not -20 <= value <= 19:
+            problems.append(f"supervisor.nice.{key} must be -20..19 (got {value})")
+        if not any(fnmatch.fnmatchcase(name, key) for name in NICE_PROCESSES):
+            problems.append(f"supervisor.nice: {key!r} names no process ({', '.join(NICE_PROCESSES)})")
     sh = cfg.shm
     if sh.ring_slots < 2 or sh.ring_slots & (sh.ring_slots - 1):
         problems.append(f"shm.ring_slots must be a power of two ≥ 2 (got {sh.ring_slots})")

@@ -29,7 +29,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from titan.config import Config, preflight, secret_values, socket_path
+from titan.config import Config, nice_for, preflight, secret_values, socket_path
 from titan.health import BOARD_COUNTERS, SUPERVISOR, SUPERVISOR_SLOTS, CounterWriter
 from titan.metrics import Facts, gather, health_body, render_metrics
 from titan.procs.common import (
@@ -93,6 +93,18 @@ def port_in_use(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def renice(pid: int, value: int) -> None:
+    """Set the niceness of every thread of ``pid`` (Linux keeps one per thread; threads started later
+    inherit their creator's). ``PermissionError`` when lowering it needs a privilege we lack."""
+    try:
+        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        tids = [pid]
+    for tid in tids:
+        with contextlib.suppress(ProcessLookupError):  # a thread (or the process) already gone
+            os.setpriority(os.PRIO_PROCESS, tid, value)
+
+
 @dataclass
 class Child:
     name: str
@@ -128,6 +140,7 @@ class Supervisor:
         self.sim_env: dict[str, str] = {}
         self.sim_urls: dict[str, str] = {}
         self.positions_nc: Any = None  # NATS client of /positions (lazy)
+        self.nice_denied = False  # warned once that supervisor.nice needs a privilege we lack
 
     # --- shared memory -----------------------------------------------------------------------
 
@@ -189,6 +202,7 @@ class Supervisor:
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
         )
+        self.apply_nice("nats", self.nats_proc.pid)
         self.nats_url = f"nats://127.0.0.1:{port}"
         deadline = time.monotonic() + 10
         while not port_in_use(port):
@@ -256,7 +270,25 @@ class Supervisor:
         child.proc = await asyncio.create_subprocess_exec(*child.argv, env=self.child_env())
         child.started_at = time.monotonic()
         self.board.set_pid(child.name, child.proc.pid)
+        self.apply_nice(child.name, child.proc.pid)
         self.log.info("started %s (pid %d)", child.name, child.proc.pid)
+
+    def apply_nice(self, name: str, pid: int) -> None:
+        """``supervisor.nice`` for a process just started (before it starts threads of its own)."""
+        value = nice_for(self.cfg.supervisor.nice, name)
+        if value is None:
+            return
+        try:
+            renice(pid, value)
+        except PermissionError as exc:
+            if not self.nice_denied:
+                self.nice_denied = True
+                self.log.warning(
+                    "supervisor.nice: cannot set %s's niceness to %d (%s); processes keep the default",
+                    name,
+                    value,
+                    exc.strerror,
+                )
 
     def crash_looping(self, child: Child, now: float) -> bool:
         """Record a restart; True when the child restarted too often within the window."""
