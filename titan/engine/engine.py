@@ -378,7 +378,10 @@ class Engine:
             return _NO_COOLDOWNS
         return {v: t for v, t in self.cooldown_until_ms.items() if t > now_ms}
 
-    def check_inputs(self, intent: RiskIntent, now_ms: int, now_ns: int) -> CheckInputs:
+    def check_inputs(
+        self, intent: RiskIntent, now_ms: int, now_ns: int, known_new: bool = False
+    ) -> CheckInputs:
+        """``known_new``: the caller has just seen that the signal id was never accepted."""
         # CoreState.check_views, inlined (no intermediate struct).
         state, symbol = self.state, intent.symbol
         positions, equity, gross = state.shadow.account_view(intent.account, symbol)
@@ -394,7 +397,7 @@ class Engine:
             self.control.effective_state(now_ms),  # effective_state
             self.control.armed or intent.flatten,  # armed
             _OPEN if intent.flatten else self.halt_mode,  # halt
-            intent.signal_id in self.state.accepted_ids,  # duplicate_signal_id
+            not known_new and intent.signal_id in state.accepted_ids,  # duplicate_signal_id
             self.state.causation.is_duplicate(intent.causation_id, now_ms),  # duplicate_causation_id
             self.s.venues,  # registered_venues
             frozenset(self.reconciling) if self.reconciling else _NO_VENUES,  # reconciling_venues
@@ -481,7 +484,7 @@ class Engine:
             ref = None if quote is None else quote.mid
         qty = ZERO if ref is None or ref <= 0 else MONEY_CONTEXT.divide(notional, ref)
         risk = with_size(base, qty)
-        inputs = self.check_inputs(risk, now_ms, now_ns)
+        inputs = self.check_inputs(risk, now_ms, now_ns, known_new=True)  # tested on entry
         verdict = run_checks(inputs)
         if isinstance(verdict, Denial):
             code = self._fastpath_code(verdict.code)
@@ -555,7 +558,7 @@ class Engine:
         verdict: Approval | Denial | None = self._reusable(prep, now_ms, now_ns)
         if verdict is None:
             self.counters.full_rechecks += 1
-            verdict = run_checks(self.check_inputs(prep.risk, now_ms, now_ns))
+            verdict = run_checks(self.check_inputs(prep.risk, now_ms, now_ns, known_new=True))
         if isinstance(verdict, Denial):
             code = self._fastpath_code(verdict.code)
             self._deny_counted(code)
