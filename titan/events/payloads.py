@@ -8,6 +8,11 @@ JetStream deduplicates it; the envelope ``id`` equals the ``Nats-Msg-Id``.
 
 from __future__ import annotations
 
+import functools
+import operator
+import types
+import typing
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -345,8 +350,11 @@ def envelope(
     }
 
 
-def fill_payload(e: FillEvent) -> dict[str, Any]:
-    """FillReport, camelCase, decimals as strings (§9.1)."""
+def fill_payload(e: FillEvent, plain: Callable[[Any], str] = plain) -> dict[str, Any]:
+    """FillReport, camelCase, decimals as strings (§9.1).
+
+    ``plain`` formats the decimals: :func:`plain_text` for a :data:`TextFillEvent`.
+    """
     return {
         "fillId": f"{e.venue}:{e.trade_id}",
         "signalId": e.signal_id,
@@ -377,8 +385,13 @@ def fill_payload(e: FillEvent) -> dict[str, Any]:
     }
 
 
-def report_payload(e: OrderReportEvent) -> dict[str, Any]:
-    """Execution report, snake_case (§9.2)."""
+def report_payload(e: OrderReportEvent, plain: Callable[[Any], str] = plain) -> dict[str, Any]:
+    """Execution report, snake_case (§9.2).
+
+    ``plain`` formats the decimals: :func:`plain_text` for a :data:`TextOrderReportEvent`.
+    """
+    price, avg_fill_price = e.price, e.avg_fill_price
+    last_fill_qty, last_fill_price = e.last_fill_qty, e.last_fill_price
     return {
         "signal_id": e.signal_id,
         "client_order_id": e.client_order_id,
@@ -392,7 +405,7 @@ def report_payload(e: OrderReportEvent) -> dict[str, Any]:
         "time_in_force": e.time_in_force,
         "post_only": e.post_only,
         "reduce_only": e.reduce_only,
-        "price": _opt_plain(e.price),
+        "price": None if price is None else plain(price),
         "quantity": plain(e.quantity),
         "status": e.status,
         "prev_status": e.prev_status,
@@ -400,9 +413,9 @@ def report_payload(e: OrderReportEvent) -> dict[str, Any]:
         "venue_order_id": e.venue_order_id,
         "venue_status": e.venue_status,
         "filled_qty": plain(e.filled_qty),
-        "avg_fill_price": _opt_plain(e.avg_fill_price),
-        "last_fill_qty": _opt_plain(e.last_fill_qty),
-        "last_fill_price": _opt_plain(e.last_fill_price),
+        "avg_fill_price": None if avg_fill_price is None else plain(avg_fill_price),
+        "last_fill_qty": None if last_fill_qty is None else plain(last_fill_qty),
+        "last_fill_price": None if last_fill_price is None else plain(last_fill_price),
         "fee_total": plain(e.fee_total),
         "fee_asset": e.fee_asset,
         "reason_code": e.reason_code,
@@ -714,3 +727,84 @@ def publications(event: EVENT, producer: str = DEFAULT_PRODUCER, instance: str =
             data = encode(dlq_payload(event))
             return [Publication(subject, mid, data) for subject in subjects.DLQ_SUBJECTS]
     raise TypeError(f"not an event: {type(event).__name__}")
+
+
+# --- the bridge's fast path: decimals kept as the text core wrote -----------------------------------
+#
+# core's ring encoder writes a Decimal as its ``str()``. The bridge decodes the two most frequent
+# events (fills and order reports) into mirrors of their structs whose decimal fields are that text,
+# so no Decimal is built only to be turned back into text: :func:`plain_text` gives what
+# :func:`plain` gives for the Decimal (tests check every field against the typed path).
+
+
+def plain_text(text: str) -> str:
+    """:func:`plain` of ``Decimal(text)`` for the ``str()`` of a Decimal."""
+    if "E" not in text and text[-1] not in "yN":  # no exponent, finite (not NaN, Infinity)
+        if "." in text and text[-1] == "0":
+            text = text.rstrip("0").rstrip(".")
+        return "0" if text == "-0" else text
+    return plain(Decimal(text))
+
+
+def _text_type(t: Any) -> Any:
+    if t is Decimal:
+        return str
+    if typing.get_origin(t) in (typing.Union, types.UnionType):
+        return functools.reduce(operator.or_, (_text_type(a) for a in typing.get_args(t)))
+    return t
+
+
+def _text_mirror(cls: type[msgspec.Struct]) -> Any:
+    """``cls`` with every Decimal field as text: same tag, field names, order and defaults."""
+    fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
+    for f in msgspec.structs.fields(cls):
+        t = _text_type(f.type)
+        fields.append((f.name, t) if f.required else (f.name, t, f.default))
+    config = cls.__struct_config__
+    return msgspec.defstruct(
+        f"Text{cls.__name__}",
+        fields,
+        tag=config.tag,
+        tag_field=config.tag_field,
+        frozen=True,
+        kw_only=True,
+        gc=False,
+        module=__name__,
+    )
+
+
+TextFillEvent = _text_mirror(FillEvent)
+TextOrderReportEvent = _text_mirror(OrderReportEvent)
+_TEXT_MIRRORS = {FillEvent: TextFillEvent, OrderReportEvent: TextOrderReportEvent}
+
+
+def text_union(kinds: Any) -> Any:
+    """The union ``kinds`` (a ring's message types) with fills and reports as their text mirrors."""
+    return functools.reduce(operator.or_, (_TEXT_MIRRORS.get(k, k) for k in typing.get_args(kinds)))
+
+
+def text_publications(event: Any, producer: str = DEFAULT_PRODUCER, instance: str = "") -> list[Publication]:
+    """:func:`publications` of an event decoded with :func:`text_union` (same subject, id, bytes)."""
+    kind = type(event)
+    if kind is TextOrderReportEvent:
+        mid = f"report:{event.client_order_id}:{event.seq}"
+        body = envelope(
+            subjects.TYPE_REPORT,
+            mid,
+            event.ts,
+            event.correlation_id,
+            report_payload(event, plain_text),
+            producer,
+        )
+        return [
+            Publication(subjects.report_subject(event.venue, event.symbol, event.account), mid, encode(body))
+        ]
+    if kind is TextFillEvent:
+        mid = f"fill:{event.venue}:{event.trade_id}"
+        body = envelope(
+            subjects.TYPE_FILL, mid, event.ts, event.correlation_id, fill_payload(event, plain_text), producer
+        )
+        return [
+            Publication(subjects.fill_subject(event.venue, event.symbol, event.account), mid, encode(body))
+        ]
+    return publications(event, producer, instance)

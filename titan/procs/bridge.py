@@ -90,7 +90,14 @@ from titan.events import streams, subjects
 from titan.events.envelope import DEFAULT_KEY_ID, DEFAULT_TOLERANCE_S, EnvelopeVerifier
 from titan.events.intake import Action, InboundMessage, IntentIntake
 from titan.events.operator import OperatorCommand, OperatorIgnored, OperatorIntake, parse_risk_state_event
-from titan.events.payloads import DlqEvent, Publication, RejectEvent, publications
+from titan.events.payloads import (
+    DlqEvent,
+    Publication,
+    RejectEvent,
+    publications,
+    text_publications,
+    text_union,
+)
 from titan.events.replay import ReplayCache
 from titan.events.ring import to_operator_message, to_place_intent
 from titan.events.rpc import EngineView
@@ -283,7 +290,8 @@ class Bridge:
         self.bell = ctx.bell()
         self.ring_out = ctx.ring_out(CORE)
         self.core_bell = ctx.bell(CORE)
-        self.decode = decoder(CORE_TO_BRIDGE).decode
+        # Fills and order reports decode with their decimals as text (titan.events.payloads.text_union).
+        self.decode = decoder(text_union(CORE_TO_BRIDGE)).decode
         self.encode = encoder().encode
         self.counters = BoardCounters(ctx.board, BRIDGE)
         self.spool = Spool(Path(settings.spool_dir), settings.spool_max_bytes, settings.spool_segment_bytes)
@@ -339,7 +347,7 @@ class Bridge:
     def _publications(self, msg: Any) -> list[Publication]:
         if isinstance(msg, Event):
             return [Publication(msg.subject, msg.msg_id, bytes(msg.data))]
-        return publications(msg, self.s.producer, self.s.instance)
+        return text_publications(msg, self.s.producer, self.s.instance)
 
     def drain_ring(self) -> int:
         """Move up to DRAIN_BATCH ring messages into the spool; returns how many were consumed.
