@@ -124,12 +124,13 @@ class RequestProcessor:
         signature: bytes,
         corr: str | None,
         envelope_ts: float | None,
-        convert: Callable[[type[Signal]], Signal],
+        payload: bytes | dict[str, Any],
         trace: bool = False,
     ) -> Verdict:
+        """Steps 4-6 after the HMAC; ``payload`` is the signal's msgpack bytes or its parsed JSON."""
         signal_id = head.signal_id if isinstance(head.signal_id, str) else None
         ts = head.timestamp
-        if not _is_number(ts) or not math.isfinite(ts):
+        if (type(ts) is not float and not _is_number(ts)) or not math.isfinite(ts):
             return self._reject(
                 codes.INVALID_SIGNAL, "timestamp missing or not a number", corr, signal_id, envelope_ts
             )
@@ -152,7 +153,10 @@ class RequestProcessor:
                 signal_type=signal_type,
             )
         try:
-            signal = convert(struct_type)
+            if type(payload) is bytes:
+                signal = _binary_decoders[struct_type].decode(payload)
+            else:
+                signal = msgspec.convert(payload, struct_type)
         except msgspec.ValidationError as exc:
             return self._reject(codes.INVALID_SIGNAL, str(exc), corr, signal_id, envelope_ts)
         problem = check_signal(signal)
@@ -208,9 +212,7 @@ class RequestProcessor:
             return self._reject(codes.INVALID_SIGNATURE, "signature mismatch", corr, signal_id, envelope_ts)
         head = SignalHead(signal.get("signal_type"), signal.get("timestamp"), raw_id)
         trace = env.get("trace") is True
-        return self._after_auth(
-            head, sig_bytes, corr, envelope_ts, lambda t: msgspec.convert(signal, t), trace
-        )
+        return self._after_auth(head, sig_bytes, corr, envelope_ts, signal, trace)
 
     # --- binary ---------------------------------------------------------------------------
 
@@ -256,9 +258,7 @@ class RequestProcessor:
             head = _head_decoder.decode(raw)
         except (msgspec.DecodeError, msgspec.ValidationError):
             return self._reject(codes.IPC_ERROR, "signal is not a msgpack map", corr, None, envelope_ts)
-        return self._after_auth(
-            head, sig_bytes, corr, envelope_ts, lambda t: _binary_decoders[t].decode(raw), env.trace is True
-        )
+        return self._after_auth(head, sig_bytes, corr, envelope_ts, raw, env.trace is True)
 
 
 def sign_binary_signal(key: bytes, signal_bytes: bytes) -> bytes:

@@ -8,7 +8,6 @@ The first byte selects the framing (§2). Every complete frame yields exactly on
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from titan.ingress import codes
 from titan.ingress.framing import BinaryFramer, FrameError, Framing, NdjsonFramer, select_framing
@@ -16,13 +15,15 @@ from titan.ingress.protocol import Accepted, Rejected, RequestProcessor
 from titan.ingress.replies import ReplyFields, build_reply, encode_binary, encode_ndjson
 
 
-@dataclass
 class FeedResult:
     """What one read produced, in stream order: ``replies`` are already encoded for this connection."""
 
-    replies: list[bytes] = field(default_factory=list)
-    accepted: list[Accepted] = field(default_factory=list)
-    close: bool = False
+    __slots__ = ("accepted", "close", "replies")
+
+    def __init__(self) -> None:
+        self.replies: list[bytes] = []
+        self.accepted: list[Accepted] = []
+        self.close = False
 
 
 class Session:

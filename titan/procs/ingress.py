@@ -346,8 +346,9 @@ class IngressServer:
         command.t_ring = time.monotonic_ns()
         data = self._encode(command)
         if (
-            isinstance(command, Prepare)
-            and len(data) - _stamp_growth(req, command.t_ring) + TRACE_ROOM > self.commands.max_payload
+            type(command) is Prepare
+            and len(data) + TRACE_ROOM > self.commands.max_payload
+            and (len(data) - _stamp_growth(req, command.t_ring) + TRACE_ROOM > self.commands.max_payload)
         ):
             # Valid JSON but too big for one ring slot (e.g. hundreds of take-profits): refuse, never crash.
             body = error_fields(codes.INVALID_SIGNAL, "signal too large for the engine's command slot")
