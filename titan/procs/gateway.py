@@ -247,13 +247,20 @@ def paper_model(cfg: Config) -> PaperModel:
 def ticker_quotes(table: TickerTable, index: TickerIndex, price_source: str) -> QuoteSource:
     """The price source's top of book from the shared-memory ticker table."""
     rows = {sym: index.row(price_source, sym) for _, sym in index.pairs()}
+    last: dict[int, tuple[int, int, Quote]] = {}  # row → the last (bid, ask) units and their Quote
 
     def quote(symbol: str) -> Quote | None:
         row = rows.get(symbol)
         snap = table.read(row) if row is not None else None
         if snap is None:
             return None
-        return Quote(units_to_price(snap.bid), units_to_price(snap.ask))
+        assert row is not None
+        kept = last.get(row)
+        if kept is not None and kept[0] == snap.bid and kept[1] == snap.ask:
+            return kept[2]  # an unchanged top of book: no Decimal conversions
+        made = Quote(units_to_price(snap.bid), units_to_price(snap.ask))
+        last[row] = (snap.bid, snap.ask, made)
+        return made
 
     return quote
 
