@@ -41,7 +41,7 @@ def risk_intent(
         raise IntakeError(str(exc)) from None
     try:
         quantity = size if size is not None else parse_decimal(intent.size or "0")
-        zone = tuple(parse_decimal(p) for p in intent.entry_zone)
+        zone = tuple([parse_decimal(p) for p in intent.entry_zone])  # a list builds faster than a generator
     except ValueError as exc:
         raise IntakeError(str(exc)) from None
     return RiskIntent(  # positional: keywords cost ~50 ns each here

@@ -256,17 +256,23 @@ class CoreState:
         self._update_intent(leg.signal_id)
 
     def _fill(self, record: FillRecord) -> FillEffect:
-        effect = self.shadow.apply_fill(record.fill)
         fill = record.fill
-        if effect.applied and fill.source == "TRADE" and fill.ts_ms > self.last_fill_ms.get(fill.venue, 0):
+        leg = self.legs.get(fill.client_order_id)
+        # One money context for the shadow book and the leg's new sums (applied below, between the
+        # working-quantity updates, which keep running outside it as before).
+        with localcontext(MONEY_CONTEXT):
+            effect = self.shadow.apply_fill_in_context(fill)
+            if effect.applied and leg is not None:
+                filled_qty = leg.filled_qty + fill.qty
+                filled_notional = leg.filled_notional + fill.qty * fill.price
+                fee_total = leg.fee_total + fill.fee
+        if not effect.applied:
+            return effect
+        if fill.source == "TRADE" and fill.ts_ms > self.last_fill_ms.get(fill.venue, 0):
             self.last_fill_ms[fill.venue] = fill.ts_ms
-        leg = self.legs.get(record.fill.client_order_id)
-        if effect.applied and leg is not None:
+        if leg is not None:
             self._add_working(leg, -1)
-            with localcontext(MONEY_CONTEXT):
-                leg.filled_qty += record.fill.qty
-                leg.filled_notional += record.fill.qty * record.fill.price
-                leg.fee_total += record.fill.fee
+            leg.filled_qty, leg.filled_notional, leg.fee_total = filled_qty, filled_notional, fee_total
             self._add_working(leg, 1)
             self._update_intent(leg.signal_id)
         return effect

@@ -94,6 +94,9 @@ class FillEffect(msgspec.Struct, frozen=True, gc=False):
     opened: bool = False  # a new position was opened (flat → open, or the flip's new side)
 
 
+_NOT_APPLIED: Final = FillEffect(applied=False)
+
+
 class DailyPnl(msgspec.Struct, gc=False):
     realized: Decimal = ZERO
     fees: Decimal = ZERO
@@ -191,13 +194,17 @@ class ShadowBook:
 
     def apply_fill(self, fill: Fill) -> FillEffect:
         """Apply one execution per §15.2; a repeated (venue, trade id) changes nothing."""
+        with localcontext(MONEY_CONTEXT):
+            return self.apply_fill_in_context(fill)
+
+    def apply_fill_in_context(self, fill: Fill) -> FillEffect:
+        """:meth:`apply_fill` for a caller already in the money context (one context switch less)."""
         if fill.qty <= 0 or fill.side not in (1, -1):
             raise ValueError(f"invalid fill {fill.venue}:{fill.trade_id}: side {fill.side}, qty {fill.qty}")
         dedupe_key = (fill.venue, fill.trade_id)
         if not self.seen_trades.add(dedupe_key):
-            return FillEffect(applied=False)
-        with localcontext(MONEY_CONTEXT):
-            return self._apply(fill)
+            return _NOT_APPLIED
+        return self._apply(fill)
 
     def _apply(self, fill: Fill) -> FillEffect:
         key = (fill.account, fill.venue, fill.symbol)
