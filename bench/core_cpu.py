@@ -4,7 +4,8 @@ In process, no rings: the outbox msgpack-encodes every reply, order and event ex
 process does (then drops the bytes), the journal is core's: records batched and written through to
 a real file once per message, as core's flush does before it pushes the outputs (core batches up to
 32 messages per write; fsync off the hot path, as in `core`), quotes come from a constant row.
-``run(n)`` returns a dict of results; ``python -m bench.core_cpu [N]`` prints it. Target: < 30 µs of CPU per intent.
+``run(n)`` returns a dict of results; ``python -m bench.core_cpu [N]`` prints it.
+Target: < 30 µs of CPU per intent.
 """
 
 from __future__ import annotations
