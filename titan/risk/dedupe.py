@@ -57,7 +57,7 @@ class HashedIds:
         i = digest & mask
         while True:
             held = table[i]
-            if held in (digest, _EMPTY):
+            if held == digest or not held:  # found, or an empty slot (_EMPTY is 0)
                 return i
             i = (i + 1) & mask
 
