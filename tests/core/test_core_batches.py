@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import os
+import time
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -9,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from titan.harness import eventually
 from titan.messages import IntakeDone, Reply, Stages, decoder
 from titan.procs.core import GroupSync, RingOutbox, SyncingJournal
 from titan.shm.doorbell import Doorbell
@@ -109,3 +113,31 @@ def test_a_full_ring_keeps_the_rest_queued_in_order_until_there_is_room(ctx: Ctx
     assert dec(ring.try_pop() or b"").req == 0
     assert out.flush() and not out.stuck()
     assert [dec(ring.try_pop() or b"").req for _ in range(2)] == [1, 2]
+
+
+def test_group_sync_fsyncs_at_most_once_per_interval_under_constant_appends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = JournalWriter(tmp_path / "core.journal")
+    sync = GroupSync(writer, 0.02)
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        synced.append(time.monotonic_ns())
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    sync.start()
+    try:
+        start = time.monotonic()
+        while time.monotonic() - start < 0.3:  # appends all the time, holding the GIL as core does
+            sync.written += 1
+        eventually(lambda: sync.synced == sync.written)  # then it catches up within an interval
+    finally:
+        sync.stop_flag.set()
+        sync.join(1.0)
+        writer.close()
+    gaps = [b - a for a, b in itertools.pairwise(synced)]
+    assert len(synced) >= 3, synced  # it does sync under load
+    assert min(gaps) >= 0.02 * 1e9 * 0.9, gaps  # never sooner than the interval after the last one
