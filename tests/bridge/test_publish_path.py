@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import msgspec
@@ -10,7 +11,7 @@ from nats.aio.client import Client as NATS
 
 from titan.messages import Event
 from titan.procs import bridge as bridge_mod
-from titan.procs.bridge import _WireWriter
+from titan.procs.bridge import Bridge, _WireWriter
 
 from .conftest import NatsServer, Rig, running_bridge, stream_messages, until
 
@@ -107,6 +108,61 @@ async def test_both_publish_paths_deliver_every_event_once_in_order(
         for i in range(300):
             rig.push(shadow(i))
         await until(lambda: rig.counters()[bridge_mod.EVENTS_PUBLISHED] >= 300, 20, "300 published")
+        assert (
+            bridge.hooked_acks >= 300
+        ) is lean  # the parser hook took the acks (or nats-py's callback did)
     msgs: list[Any] = await stream_messages(nats_server.url, "TITAN_EVT")
     assert [msgspec.json.decode(d)["seq"] for _, _, d in msgs] == list(range(300))
     assert [h["Nats-Msg-Id"] for _, h, _ in msgs] == [f"shadow:lean:{i}" for i in range(300)]
+
+
+class Batch:
+    """The publish state _puback reads and writes (a bridge's, without the rest of it)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, tokens: set[int], sent: bool = True) -> None:
+        self._batch_waiter: asyncio.Future[None] = loop.create_future()
+        self._outstanding = set(tokens)
+        self._batch_sent = sent
+
+    def ack(
+        self, token: str | bytes, data: bytes = b'{"stream":"TITAN_EVT","seq":1}', status: str | None = None
+    ) -> None:
+        Bridge._puback(self, token, data, status)  # type: ignore[arg-type]  # duck-typed state
+
+
+async def test_pubacks_complete_a_batch_only_when_all_its_tokens_are_in() -> None:
+    loop = asyncio.get_running_loop()
+    batch = Batch(loop, {7, 8, 9})
+    batch.ack(b"7")
+    batch.ack("7")  # twice: still one
+    batch.ack(b"6")  # an abandoned attempt's ack
+    batch.ack(b"x")  # not ours
+    assert not batch._batch_waiter.done()
+    batch.ack(b"8", b'{"stream":"TITAN_EVT","seq":2,"duplicate":true}')  # deduplicated: landed before
+    batch.ack("9")
+    assert batch._batch_waiter.done() and batch._batch_waiter.exception() is None
+
+
+async def test_a_batch_still_being_sent_is_not_complete() -> None:
+    batch = Batch(asyncio.get_running_loop(), {1}, sent=False)
+    batch.ack(b"1")
+    assert not batch._batch_waiter.done()  # _publish resolves it once the last line is queued
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "error"),
+    [
+        (
+            b'{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"}}',
+            None,
+            RuntimeError,
+        ),
+        (b"", "503", ConnectionError),
+    ],
+)
+async def test_an_error_reply_fails_the_batch(
+    data: bytes, status: str | None, error: type[Exception]
+) -> None:
+    batch = Batch(asyncio.get_running_loop(), {1, 2})
+    batch.ack(b"1", data, status)
+    assert isinstance(batch._batch_waiter.exception(), error)
