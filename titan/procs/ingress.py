@@ -1,7 +1,8 @@
 """`ingress`: the FastPath Unix-socket server (fastpath.md §1-§13, issue #3).
 
-asyncio, one process. Per connection a sans-I/O :class:`~titan.ingress.session.Session` turns bytes
-into replies (protocol failures, answered here) and accepted requests. PING is answered here;
+One process, one epoll loop (:class:`Poller`). Per connection a sans-I/O
+:class:`~titan.ingress.session.Session` turns bytes into replies (protocol failures, answered here)
+and accepted requests. PING is answered here;
 PREPARE/CONFIRM/ABORT go to core over the command ring, and core's replies come back on the reply ring,
 routed by request id to the connection that asked, with correlationId/timestamp/server_time added.
 
@@ -14,12 +15,12 @@ answer by its deadline gets ``ENGINE_NOT_READY``. A connection whose unread repl
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 import itertools
 import logging
 import os
+import select
 import signal
 import socket
 import stat
@@ -49,8 +50,12 @@ from titan.shm.doorbell import Doorbell
 from titan.shm.ring import Ring
 
 READ_BUFFER_BYTES: Final = 1 << 16  # one socket read at most
+_EV_OUT: Final = select.EPOLLOUT
+_EV_HUP_ERR: Final = select.EPOLLHUP | select.EPOLLERR
+_EV_IN_HUP_ERR: Final = select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR | select.EPOLLRDHUP
 TICK_S: Final = 0.05  # heartbeat, deadlines, held-request retry when idle
-HELD_RETRY_S: Final = 0.0005  # retry pushing held requests while the command ring is full
+HELD_RETRY_NS: Final = 500_000  # retry pushing held requests while the command ring is full
+ACCEPTS_PER_WAKE: Final = 100
 READY_CACHE_NS: Final = 5_000_000
 # Reply.req of an unsolicited report core pushes to a connection (ingress.push_reports);
 # request ids start far above it.
@@ -146,32 +151,60 @@ class Pending:
     sent: bool = False
 
 
-class Connection(asyncio.BufferedProtocol):
-    """One client. Reads go straight into the server's buffer (``recv_into``): a plain Protocol makes
-    asyncio allocate 256 KiB per read, an mmap + mremap + munmap (and page faults) per request."""
+class Connection:
+    """One client socket on the server's epoll loop (level-triggered).
 
-    def __init__(self, server: IngressServer, conn_id: int) -> None:
+    Reads go straight into the server's buffer (``recv_into``, one read per readiness, as asyncio
+    does); replies are sent at once and only what the socket did not take is buffered (and sent when
+    it is writable again). ``close`` stops reading, sends what is buffered, then closes; ``abort``
+    drops it. ``closed`` is set by either: nothing is written after it.
+    """
+
+    __slots__ = (
+        "_mask",
+        "_out",
+        "_sock",
+        "closed",
+        "conn_id",
+        "counted",
+        "fd",
+        "paused",
+        "server",
+        "session",
+    )
+
+    def __init__(self, server: IngressServer, conn_id: int, sock: socket.socket) -> None:
         self.server = server
         self.conn_id = conn_id
         self.session = Session(server.processor, server.cfg.ingress.max_frame_bytes)
-        self.transport: asyncio.Transport | None = None
+        self._sock: socket.socket | None = sock
+        self.fd = sock.fileno()
+        self._out = bytearray()  # replies the socket has not taken yet
+        self._mask = 0  # events registered with the loop (0: not registered)
         self.closed = False
         self.paused = False
         self.counted = False
 
-    # --- asyncio callbacks ----------------------------------------------------------------
+    # --- loop callbacks -------------------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self.server.on_connect(self)
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self.server.read_buffer
-
-    def buffer_updated(self, nbytes: int) -> None:
-        # The buffer is shared: its bytes are copied out before anything else can read into it.
-        self.data_received(self.server.read_buffer[:nbytes].tobytes())
+    def on_event(self, events: int) -> None:
+        if events & _EV_OUT or (events & _EV_HUP_ERR and self._out):
+            self._flush()
+        if events & _EV_IN_HUP_ERR and not self.paused and not self.closed and self._sock is not None:
+            server = self.server
+            buf = server.read_buffer
+            try:
+                n = self._sock.recv_into(buf)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self._lost()
+                return
+            if n == 0:  # the client closed its side: what it sent was answered, nothing more comes
+                self.close()
+                return
+            # The buffer is shared: its bytes are copied out before anything else can read into it.
+            self.data_received(buf[:n].tobytes())
 
     def data_received(self, data: bytes) -> None:
         t_read = time.monotonic_ns()
@@ -195,37 +228,147 @@ class Connection(asyncio.BufferedProtocol):
             self.close()
         server.flush_commands()
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self.server.on_disconnect(self)
-
     # --- output ---------------------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
-        transport = self.transport
-        if self.closed or transport is None:
+        sock = self._sock
+        if self.closed or sock is None:
             return
-        transport.write(data)
-        if transport.get_write_buffer_size() > self.server.cfg.ingress.max_output_bytes:
+        out = self._out
+        if not out:
+            try:
+                n = sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                n = 0
+            except OSError:
+                self._lost()
+                return
+            if n == len(data):
+                return
+            out += memoryview(data)[n:]
+            self._update_mask()
+        else:
+            out += data
+        if len(out) > self.server.cfg.ingress.max_output_bytes:
             # A client that does not read its replies: bounded memory, nobody else waits on it.
             self.server.stats_extra["slowReaderCloses"] += 1
-            self.closed = True
-            transport.abort()
+            self.abort()
+
+    def _flush(self) -> None:
+        sock = self._sock
+        out = self._out
+        if sock is None:
+            return
+        if out:
+            try:
+                n = sock.send(out)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self._lost()
+                return
+            del out[:n]
+        if not out:
+            if self.closed:
+                self._finish()
+            else:
+                self._update_mask()
+
+    def _update_mask(self) -> None:
+        want = 0
+        if not self.paused and not self.closed:
+            want |= select.EPOLLIN
+        if self._out:
+            want |= select.EPOLLOUT
+        if want != self._mask:
+            self.server.poller.set_mask(self.fd, want, self.on_event)
+            self._mask = want
 
     def close(self) -> None:
-        if self.transport is not None and not self.closed:
-            self.closed = True
-            self.transport.close()
+        """Stop reading; send what is buffered, then close (a write after this is dropped)."""
+        if self.closed or self._sock is None:
+            return
+        self.closed = True
+        if self._out:
+            self._update_mask()  # writable events only, until the buffer is sent
+        else:
+            self._finish()
+
+    def abort(self) -> None:
+        """Close now, dropping anything unsent."""
+        self.closed = True
+        self._out.clear()
+        self._finish()
+
+    def _lost(self) -> None:
+        self.closed = True
+        self._out.clear()
+        self._finish()
+
+    def _finish(self) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        self._sock = None
+        if self._mask:
+            self.server.poller.set_mask(self.fd, 0, None)
+            self._mask = 0
+        sock.close()
+        self.closed = True
+        self.server.on_disconnect(self)
 
     def pause(self) -> None:
-        if not self.paused and self.transport is not None and not self.closed:
+        if not self.paused and not self.closed:
             self.paused = True
-            self.transport.pause_reading()
+            self._update_mask()
 
     def resume(self) -> None:
-        if self.paused and self.transport is not None and not self.closed:
+        if self.paused and not self.closed:
             self.paused = False
-            self.transport.resume_reading()
+            self._update_mask()
+
+
+class Poller:
+    """epoll with one callback per descriptor: the whole event loop ingress needs.
+
+    asyncio costs tens of µs of Python per wake-up on this path (its run queue, handles, selector
+    key maps, transports); this costs a dict lookup and a call.
+    """
+
+    def __init__(self) -> None:
+        self._epoll = select.epoll()
+        self.handlers: dict[int, Callable[[int], None]] = {}
+
+    def set_mask(self, fd: int, mask: int, handler: Callable[[int], None] | None) -> None:
+        """Watch ``fd`` for ``mask`` with ``handler``; mask 0 stops watching it."""
+        if not mask or handler is None:
+            if self.handlers.pop(fd, None) is not None:
+                self._epoll.unregister(fd)
+            return
+        if fd in self.handlers:
+            self._epoll.modify(fd, mask)
+        else:
+            self._epoll.register(fd, mask)
+        self.handlers[fd] = handler
+
+    def poll(self, timeout_s: float) -> None:
+        """Wait up to ``timeout_s`` and run the handler of every ready descriptor."""
+        try:
+            events = self._epoll.poll(timeout_s)
+        except InterruptedError:
+            return
+        handlers = self.handlers
+        for fd, ev in events:
+            handler = handlers.get(fd)  # gone if an earlier handler of this batch closed it
+            if handler is None:
+                continue
+            try:
+                handler(ev)
+            except Exception:  # a bug in one callback must not stop the server (asyncio logs and goes on)
+                logging.getLogger("titan.ingress").exception("error in an event handler")
+
+    def close(self) -> None:
+        self._epoll.close()
 
 
 class IngressServer:
@@ -266,26 +409,46 @@ class IngressServer:
         self.held: deque[int] = deque()  # requests waiting for room on the command ring
         self._paused_for_ring: set[Connection] = set()
         self._commands_dirty = False
-        self._retry_handle: asyncio.TimerHandle | None = None
+        self.retry_at_ns = 0  # when to retry pushing held requests (0: nothing held)
+        self.poller = Poller()
         self._encode = encoder().encode
         self._decode_reply = decoder(CORE_TO_INGRESS).decode
         self.timeout_ns = ic.core_reply_timeout_ms * 1_000_000
         self.stats_extra = {"busyReplies": 0, "notReadyReplies": 0, "slowReaderCloses": 0}
         # (t_write_ns, stamps) per written batch; turned into latency histograms on the tick (titan.health).
         self.stage_samples: list[tuple[int, list[Stages]]] = []
-        self.server: asyncio.AbstractServer | None = None
+        self.listener: socket.socket | None = None
 
     # --- connections ----------------------------------------------------------------------
 
-    def new_connection(self) -> Connection:
-        return Connection(self, next(self._conn_ids))
+    def listen(self, sock: socket.socket) -> None:
+        self.listener = sock
+        self.poller.set_mask(sock.fileno(), select.EPOLLIN, self.on_accept)
+
+    def on_accept(self, events: int) -> None:
+        listener = self.listener
+        assert listener is not None
+        for _ in range(ACCEPTS_PER_WAKE):
+            try:
+                sock, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # e.g. out of descriptors: the client waits in the backlog
+                logging.getLogger("titan.ingress").warning("accept failed: %s", exc)
+                return
+            sock.setblocking(False)
+            self.new_connection(sock)
+
+    def new_connection(self, sock: socket.socket) -> Connection:
+        conn = Connection(self, next(self._conn_ids), sock)
+        conn._update_mask()  # registers it for reading
+        self.on_connect(conn)
+        return conn
 
     def on_connect(self, conn: Connection) -> None:
         if len(self.connections) >= self.cfg.ingress.max_connections:
-            assert conn.transport is not None
-            conn.transport.write(max_connections_line(self.wall_ms()))
-            conn.closed = True
-            conn.transport.close()
+            conn.write(max_connections_line(self.wall_ms()))
+            conn.close()
             return
         conn.counted = True
         self.connections[conn.conn_id] = conn
@@ -390,12 +553,11 @@ class IngressServer:
         self._schedule_retry()
 
     def _schedule_retry(self) -> None:
-        if self._retry_handle is None:
-            loop = asyncio.get_running_loop()
-            self._retry_handle = loop.call_later(HELD_RETRY_S, self._retry_held)
+        if not self.retry_at_ns:
+            self.retry_at_ns = time.monotonic_ns() + HELD_RETRY_NS
 
-    def _retry_held(self) -> None:
-        self._retry_handle = None
+    def retry_held(self) -> None:
+        self.retry_at_ns = 0
         self.push_held()
         self.flush_commands()
         if self.held:
@@ -497,7 +659,7 @@ class IngressServer:
         reply["server_time"] = server_time
         return pending.conn.session.encode(reply)
 
-    def on_bell(self) -> None:
+    def on_bell(self, events: int = 0) -> None:
         """The reply ring's doorbell fired: drain, then sleep again without losing a wake-up."""
         self.bell.drain()
         while True:
@@ -543,12 +705,13 @@ class IngressServer:
         return values
 
 
-async def serve(ctx: ChildContext) -> None:
+def serve(ctx: ChildContext) -> None:
     cfg = ctx.cfg
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
+    stopping: list[int] = []
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)  # a signal wakes the poll at once
+    signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        signal.signal(sig, lambda signum, frame: stopping.append(signum))
     secret = hmac_secret(cfg)  # fail closed; never logged
     max_age_ns = cfg.supervisor.heartbeat_timeout_ms * 1_000_000
     server = IngressServer(
@@ -560,13 +723,20 @@ async def serve(ctx: ChildContext) -> None:
         bell=ctx.bell(),
         core_ready=lambda: ctx.is_ready(CORE, max_age_ns),
     )
+    poller = server.poller
+
+    def drain_wakeup(events: int) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while os.read(wake_r, 512):
+                pass
+
+    poller.set_mask(wake_r, select.EPOLLIN, drain_wakeup)
     path = socket_path(cfg)
     sock = bind_socket(path)
-    aserver = await loop.create_unix_server(server.new_connection, sock=sock)
-    server.server = aserver
+    server.listen(sock)
     bell_fd = server.bell.fileno()
     server.bell.prepare_sleep()
-    loop.add_reader(bell_fd, server.on_bell)
+    poller.set_mask(bell_fd, select.EPOLLIN, server.on_bell)
     server.on_bell()  # replies left on the ring by a previous incarnation are consumed (and dropped)
     gc.collect()
     gc.freeze()
@@ -576,11 +746,21 @@ async def serve(ctx: ChildContext) -> None:
     health = CounterWriter(ctx.board, INGRESS)
     latency = LatencyRecorder(health, INGRESS_HISTOGRAMS)
     health.set(INGRESS_SLOTS["accepting"], 1)
+    tick_ns = int(TICK_S * 1e9)
+    next_tick = time.monotonic_ns() + tick_ns
     try:
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), TICK_S)
+        while not stopping:
             now = time.monotonic_ns()
+            wake_at = next_tick
+            if server.retry_at_ns and server.retry_at_ns < wake_at:
+                wake_at = server.retry_at_ns
+            poller.poll(max(0, wake_at - now) / 1e9)
+            now = time.monotonic_ns()
+            if server.retry_at_ns and now >= server.retry_at_ns:
+                server.retry_held()
+            if now < next_tick:
+                continue
+            next_tick = now + tick_ns
             server.expire(now)
             if server.replies.has_data():
                 server.on_bell()
@@ -598,19 +778,26 @@ async def serve(ctx: ChildContext) -> None:
     finally:
         ctx.set_state(ProcState.DRAINING)
         health.set(INGRESS_SLOTS["accepting"], 0)
-        loop.remove_reader(bell_fd)
-        aserver.close()
+        poller.set_mask(bell_fd, 0, None)
+        poller.set_mask(sock.fileno(), 0, None)
+        sock.close()
         for conn in list(server.connections.values()):
             conn.close()
+            conn._flush()  # one last try for what is buffered; then it is dropped
+            conn.abort()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
+        poller.close()
+        signal.set_wakeup_fd(-1)
+        os.close(wake_r)
+        os.close(wake_w)
         ctx.log.info("ingress stopped: %s", server.counters())
 
 
 def main() -> None:
     ctx = ChildContext.from_env(INGRESS)
     try:
-        asyncio.run(serve(ctx))
+        serve(ctx)
     finally:
         ctx.set_state(ProcState.STOPPED)
         ctx.close()
