@@ -146,6 +146,7 @@ class LoadConnection(asyncio.Protocol):
         self.gen = gen
         self.buf = bytearray()
         self.transport: asyncio.Transport | None = None
+        self.held: list[bytes] | None = None  # CONFIRMs answering one read, written together
         self.lost = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -163,6 +164,8 @@ class LoadConnection(asyncio.Protocol):
         buf += data
         pos, n = 0, len(buf)
         on_reply = self.gen.on_reply
+        held: list[bytes] = []
+        self.held = held
         while n - pos >= 4:
             end = pos + 4 + int.from_bytes(buf[pos : pos + 4], "big")
             if end > n:
@@ -171,11 +174,17 @@ class LoadConnection(asyncio.Protocol):
             pos = end
         if pos:
             del buf[:pos]
+        self.held = None
+        if held and self.transport is not None:
+            self.transport.write(b"".join(held))  # one send for every CONFIRM this read caused
 
     def send(self, frame: bytes) -> bool:
         if self.transport is None:
             return False
-        self.transport.write(frame)
+        if self.held is not None:
+            self.held.append(frame)
+        else:
+            self.transport.write(frame)
         return True
 
 
