@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-from decimal import Decimal
+from decimal import Decimal, getcontext, localcontext, setcontext
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -26,7 +26,7 @@ from titan.risk.policy import RiskState, load_policy
 from titan.risk.state import RiskControl, adverse_bps, slippage_bps
 from titan.routing.coid import client_order_id
 from titan.routing.router import InstrumentMeta, Leg, RouteTarget, SplitResult, split_quantity
-from titan.state.decimals import MONEY_CONTEXT, plain
+from titan.state.decimals import MONEY_CONTEXT, money_enter, plain
 from titan.state.fsm import LegFsm, LegProgress, LegState, intent_status
 from titan.state.journal import BufferedJournal, JournalWriter, scan_journal
 from titan.state.records import CashRecord, FillRecord, IntentAccepted, LegPlan, LegTransitionRecord
@@ -557,3 +557,33 @@ def test_on_fill_breaker_follows_slippage_bps_and_adverse_bps(fills: list[tuple[
             state = RiskState.CAUTIOUS
         assert control.on_fill(side, price, D(100), limit) == (state != before)
         assert control.breaker_state == state
+
+
+@given(st.decimals(allow_nan=False, allow_infinity=False), st.decimals(allow_nan=False, allow_infinity=False))
+def test_money_enter_computes_what_localcontext_does_and_restores(a: Decimal, b: Decimal) -> None:
+    def ops() -> list[str]:
+        out = [str(a + b), str(a * b), str(-a), str(abs(b))]
+        if b:
+            out.append(str(a / b))
+        return out
+
+    before = getcontext()
+    with localcontext(MONEY_CONTEXT):
+        expected = ops()
+    saved = money_enter()
+    try:
+        got = ops()
+    finally:
+        setcontext(saved)
+    assert got == expected and getcontext() is before
+
+
+def test_money_enter_is_undone_after_an_exception() -> None:
+    before = getcontext()
+    with pytest.raises(ZeroDivisionError):
+        saved = money_enter()
+        try:
+            D(1) / D(0)
+        finally:
+            setcontext(saved)
+    assert getcontext() is before and before.prec == 28

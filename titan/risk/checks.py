@@ -7,7 +7,7 @@ An approval carries what the engine needs next: targets, legs, reference price a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal, localcontext
+from decimal import Decimal, localcontext, setcontext
 from typing import Final
 
 import msgspec
@@ -25,7 +25,7 @@ from titan.routing.router import (
     resolve_targets,
     split_quantity,
 )
-from titan.state.decimals import MONEY_CONTEXT, ZERO
+from titan.state.decimals import MONEY_CONTEXT, ZERO, money_enter
 
 REDUCE_ONLY_TYPES: Final = frozenset({"CLOSE", "CLOSE_LONG", "CLOSE_SHORT"})
 INTENT_TYPES: Final = frozenset({"BUY_SETUP", "SELL_SETUP"}) | REDUCE_ONLY_TYPES
@@ -276,8 +276,11 @@ def run_checks(inp: CheckInputs) -> Approval | Denial:
     # 10. Size.
     if intent.size <= 0:
         return deny(ReasonCode.INVALID_SIZE)
-    with localcontext(MONEY_CONTEXT):
+    saved = money_enter()  # ``with localcontext(MONEY_CONTEXT)`` without a copy per call
+    try:
         return _priced_checks(inp, targets, side, quantity, caps)
+    finally:
+        setcontext(saved)
 
 
 def _reference_price(inp: CheckInputs, targets: list[RouteTarget]) -> Decimal | None:

