@@ -210,15 +210,23 @@ def run_checks(inp: CheckInputs) -> Approval | Denial:
     # 2. Policy hash.
     if intent.policy_hash and intent.policy_hash != policy.policy_hash:
         return deny(ReasonCode.POLICY_HASH_MISMATCH, expected=policy.policy_hash, actual=intent.policy_hash)
-    # 3. Instrument metadata on some registered venue.
-    known = {v: m for v, m in inp.instruments.items() if v in inp.registered_venues}
-    if not known:
+    # 3. Instrument metadata on some registered venue (a known venue: listed and registered).
+    instruments, registered = inp.instruments, inp.registered_venues
+    for venue in instruments:
+        if venue in registered:
+            break
+    else:
         return deny(ReasonCode.UNKNOWN_SYMBOL, symbol=symbol)
     # 4. Routing: registered, listed and healthy targets.
-    resolved = resolve_targets(cfg.routing, intent.source, intent.exchange, inp.registered_venues)
+    resolved = resolve_targets(cfg.routing, intent.source, intent.exchange, registered)
     if isinstance(resolved, RouteDenial):
         return deny(resolved.code, venue=resolved.venue, symbol=symbol)
-    listed = tuple(t for t in resolved if t.venue in known)
+    listed: tuple[RouteTarget, ...]
+    if len(resolved) == 1:  # the common case without a generator
+        only = resolved[0].venue
+        listed = resolved if only in instruments and only in registered else ()
+    else:
+        listed = tuple(t for t in resolved if t.venue in instruments and t.venue in registered)
     if not listed:
         return deny(ReasonCode.NO_ROUTE, symbol=symbol)
     targets: list[RouteTarget] = []
