@@ -226,7 +226,8 @@ class Connection:
             self.write(b"".join(out) if len(out) > 1 else out[0])
         if result.close:
             self.close()
-        server.flush_commands()
+        # core's doorbell is rung once per loop turn, after every ready connection was read
+        # (in serve, after the poll batch), not once per connection.
 
     # --- output ---------------------------------------------------------------------------
 
@@ -755,6 +756,7 @@ def serve(ctx: ChildContext) -> None:
             if server.retry_at_ns and server.retry_at_ns < wake_at:
                 wake_at = server.retry_at_ns
             poller.poll(max(0, wake_at - now) / 1e9)
+            server.flush_commands()  # one doorbell ring for every command this turn pushed
             now = time.monotonic_ns()
             if server.retry_at_ns and now >= server.retry_at_ns:
                 server.retry_held()
