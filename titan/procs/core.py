@@ -181,7 +181,8 @@ class RingOutbox:
         self.orders = {
             v: OutRing(ctx.ring_out(gateway_name(v)), ctx.bell(gateway_name(v))) for v in ctx.layout.venues
         }
-        self.all = [self.replies, self.events, *self.orders.values()]
+        self.order_rings = list(self.orders.values())
+        self.all = [*self.order_rings, self.replies, self.events]
         self.mono = time.monotonic_ns
         self.pending_replies: list[Reply] = []  # encoded at flush, stamped t_core_out then
 
@@ -195,8 +196,16 @@ class RingOutbox:
         self.events.put(self.enc(event))
 
     def flush(self) -> bool:
-        """Write the journal, then push what is queued; True when nothing is left waiting."""
+        """Write the journal, then push what is queued; True when nothing is left waiting.
+
+        Orders go first: a gateway starts on its order while core encodes and pushes the replies.
+        """
         self.journal.write()
+        idle = True
+        for o in self.order_rings:
+            o.flush()
+            if o.backlog:
+                idle = False
         replies = self.pending_replies
         if replies:
             now, enc, put = self.mono(), self.enc, self.replies.put
@@ -204,8 +213,7 @@ class RingOutbox:
                 reply.stages.t_core_out = now
                 put(enc(reply))
             replies.clear()
-        idle = True
-        for o in self.all:
+        for o in (self.replies, self.events):
             o.flush()
             if o.backlog:
                 idle = False
