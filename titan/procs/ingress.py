@@ -339,6 +339,7 @@ class Poller:
     def __init__(self) -> None:
         self._epoll = select.epoll()
         self.handlers: dict[int, Callable[[int], None]] = {}
+        self.on_wake: Callable[[], None] | None = None  # called when the wait ends, before the handlers
 
     def set_mask(self, fd: int, mask: int, handler: Callable[[int], None] | None) -> None:
         """Watch ``fd`` for ``mask`` with ``handler``; mask 0 stops watching it."""
@@ -357,7 +358,9 @@ class Poller:
         try:
             events = self._epoll.poll(timeout_s)
         except InterruptedError:
-            return
+            events = []
+        if self.on_wake is not None:
+            self.on_wake()
         handlers = self.handlers
         for fd, ev in events:
             handler = handlers.get(fd)  # gone if an earlier handler of this batch closed it
@@ -661,17 +664,31 @@ class IngressServer:
         return pending.conn.session.encode(reply)
 
     def on_bell(self, events: int = 0) -> None:
-        """The reply ring's doorbell fired: drain, then sleep again without losing a wake-up."""
+        """The reply ring's doorbell fired: consume the wake-up, route what core sent."""
         self.bell.drain()
-        while True:
-            self.bell.cancel_sleep()
+        self.take_replies()
+
+    def take_replies(self) -> None:
+        """Route every waiting reply; then push held requests, as core made room."""
+        replies = self.replies
+        while replies.has_data():
             self.drain_replies()
-            self.bell.prepare_sleep()
-            if not self.replies.has_data():
-                break
         if self.held:
             self.push_held()
             self.flush_commands()
+
+    def wake(self) -> None:
+        """Back from the poll: core need not ring until :meth:`sleep_unless_work`."""
+        self.bell.cancel_sleep()
+
+    def sleep_unless_work(self) -> bool:
+        """Tell core we are about to sleep; False when replies already wait (then do not sleep).
+
+        The doorbell's protocol: flag, fence, re-check the ring. Between :meth:`wake` and this, core
+        pushes replies without a write to the FIFO and the end of the loop turn takes them.
+        """
+        self.bell.prepare_sleep()
+        return not self.replies.has_data()
 
     # --- deadlines ------------------------------------------------------------------------
 
@@ -725,6 +742,7 @@ def serve(ctx: ChildContext) -> None:
         core_ready=lambda: ctx.is_ready(CORE, max_age_ns),
     )
     poller = server.poller
+    poller.on_wake = server.wake
 
     def drain_wakeup(events: int) -> None:
         with contextlib.suppress(BlockingIOError):
@@ -736,7 +754,6 @@ def serve(ctx: ChildContext) -> None:
     sock = bind_socket(path)
     server.listen(sock)
     bell_fd = server.bell.fileno()
-    server.bell.prepare_sleep()
     poller.set_mask(bell_fd, select.EPOLLIN, server.on_bell)
     server.on_bell()  # replies left on the ring by a previous incarnation are consumed (and dropped)
     gc.collect()
@@ -755,7 +772,8 @@ def serve(ctx: ChildContext) -> None:
             wake_at = next_tick
             if server.retry_at_ns and server.retry_at_ns < wake_at:
                 wake_at = server.retry_at_ns
-            poller.poll(max(0, wake_at - now) / 1e9)
+            poller.poll(max(0, wake_at - now) / 1e9 if server.sleep_unless_work() else 0.0)
+            server.take_replies()  # what core sent while this turn ran (no FIFO write for those)
             server.flush_commands()  # one doorbell ring for every command this turn pushed
             now = time.monotonic_ns()
             if server.retry_at_ns and now >= server.retry_at_ns:
