@@ -126,6 +126,10 @@ def test_memory_and_disk_reads_agree(
                 assert [r.data for r in spool.read(len(unpublished) + 1)] == unpublished
         assert spool.backlog_records == len(unpublished)
         assert spool.backlog_bytes == sum(8 + len(r) for r in unpublished)
+        live = spool._mem[spool._mem_lo :]
+        assert spool._mem_bytes == sum(8 + len(r.data) for r in live)
+        assert spool._mem_bytes <= mem  # the memory window holds
+        assert len(spool._mem_at) == len(spool._mem)
     finally:
         spool.close()
 

@@ -147,6 +147,10 @@ class Spool:
         self._mem: list[SpooledRecord] = []
         self._mem_lo = 0
         self._mem_bytes = 0  # frame bytes of the live entries
+        # Bytes written before each entry (a running count): the frame bytes of entries i..j-1
+        # are ``_at(j) - _mem_at[i]`` without a loop over them.
+        self._mem_at: list[int] = []
+        self._mem_written = 0
         self._mem_start = SpoolPosition(self._tail_index, self._tail_size)
         _fsync_dir(directory)
 
@@ -211,10 +215,14 @@ class Spool:
                 position += os.write(self._fd, view[position:])
         segment = self._tail_index
         offset = self._tail_size
-        mem = self._mem
+        mem, at, written = self._mem, self._mem_at, self._mem_written
         for record, item in self._pending_items:
-            offset += _FRAME.size + len(record)
+            at.append(written)
+            frame = _FRAME.size + len(record)
+            written += frame
+            offset += frame
             mem.append(SpooledRecord(record, SpoolPosition(segment, offset), item))
+        self._mem_written = written
         self._mem_bytes += size
         self._tail_size = offset
         self._backlog_bytes += size
@@ -239,11 +247,13 @@ class Spool:
     def _set_mem_lo(self, lo: int) -> None:
         if lo >= len(self._mem):
             self._mem.clear()
+            self._mem_at.clear()
             self._mem_lo = 0
             self._mem_start = SpoolPosition(self._tail_index, self._tail_size)
             return
         if lo > 4096 and lo * 2 > len(self._mem):
             del self._mem[:lo]
+            del self._mem_at[:lo]
             lo = 0
         self._mem_lo = lo
 
@@ -334,13 +344,13 @@ class Spool:
             released_records, released_bytes = (
                 self._count(self._head, self._mem_start) if self._head < self._mem_start else (0, 0)
             )
-            mem, lo = self._mem, self._mem_lo
+            mem, first = self._mem, self._mem_lo
+            lo = bisect_right(mem, end, lo=first, key=_end)  # entries first..lo-1 end at or before it
             mem_bytes = 0
-            while lo < len(mem) and mem[lo].end <= end:
-                released_records += 1
-                mem_bytes += _FRAME.size + len(mem[lo].data)
-                lo += 1
-            if lo > self._mem_lo:
+            if lo > first:
+                released_records += lo - first
+                upto = self._mem_at[lo] if lo < len(mem) else self._mem_written
+                mem_bytes = upto - self._mem_at[first]
                 self._mem_start = mem[lo - 1].end
             released_bytes += mem_bytes
             self._mem_bytes -= mem_bytes
