@@ -42,6 +42,11 @@ class FastPathTimeout(FastPathError, TimeoutError):
     """No reply within the timeout (the request may still have been processed)."""
 
 
+def _expire(fut: asyncio.Future[Reply], limit: float) -> None:
+    if not fut.done():
+        fut.set_exception(FastPathTimeout(f"IPC_TIMEOUT: No response received within {int(limit * 1000)}ms"))
+
+
 class FastPathClient:
     def __init__(
         self,
@@ -220,17 +225,19 @@ class FastPathClient:
                 data = data[:-2] + b',"trace":true}\n'
         else:
             data = binary_request(self._key, signal, corr, now_ms, trace=trace)
-        fut: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Reply] = loop.create_future()
         self._pending[corr] = fut
         writer.write(data)
         if writer.transport.get_write_buffer_size() > WRITE_HIGH_WATER:
             await writer.drain()
         limit = self.timeout if timeout is None else timeout
+        # One timer on the future itself: asyncio.wait_for adds a second future and callbacks per request.
+        timer = loop.call_later(limit, _expire, fut, limit)
         try:
-            return await asyncio.wait_for(fut, limit)
-        except TimeoutError:
-            raise FastPathTimeout(f"IPC_TIMEOUT: No response received within {int(limit * 1000)}ms") from None
+            return await fut
         finally:
+            timer.cancel()
             self._pending.pop(corr, None)
 
     def _stamp(self, signal: dict[str, object]) -> dict[str, object]:

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from titan.canonical import JsonError, canonical_json, parse_json
-from titan.ingress.fastjson import Unusual, parse_request
+from titan.ingress.fastjson import Unusual, canonical, parse_request
 from titan.ingress.protocol import Accepted, RequestProcessor, Verdict
 from titan.ingress.replay import ReplayGuard
 from titan.ingress.signing import Verifier, secret_key, sign_bytes
@@ -203,3 +203,18 @@ def test_verifier_matches_hmac(key: bytes) -> None:
         assert verifier.digest(message) == digest
         assert verifier.verify(message, digest)
         assert not verifier.verify(message, bytes(32))
+
+
+@settings(max_examples=400, deadline=None)
+@given(signal=st.dictionaries(st.text(max_size=8), _json, max_size=6))
+def test_client_canonical_equals_canonical_json(signal: dict[str, Any]) -> None:
+    """What a client signs (Python ints and floats as built, not parsed) is canonical_json's text."""
+    before = json.dumps(signal)
+    assert canonical(signal) == canonical_json(signal)
+    assert json.dumps(signal) == before  # the caller's dict is not touched
+
+
+@pytest.mark.parametrize("case", VECTORS["cases"])
+def test_client_canonical_vectors(case: dict[str, Any]) -> None:
+    assert canonical(case["signal"]) == case["canonical"].encode()
+    assert canonical((1, 2.5, -0.0)) == canonical_json((1, 2.5, -0.0)) == b"[1,2.5,0]"

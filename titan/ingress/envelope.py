@@ -7,8 +7,9 @@ from typing import Any, Final
 
 import msgspec
 
+from titan.ingress.fastjson import canonical
 from titan.ingress.framing import BINARY_MARKER, encode_binary_frame
-from titan.ingress.signing import sign_bytes, sign_signal
+from titan.ingress.signing import sign_bytes
 
 BINARY_MODE_MARKER: Final = bytes([BINARY_MARKER])
 _msgpack: Final = msgspec.msgpack.Encoder()
@@ -18,7 +19,7 @@ def ndjson_request(key: bytes, signal: dict[str, Any], correlation_id: str, time
     """One NDJSON request line as the TypeScript client writes it (signal keys in insertion order)."""
     envelope = {
         "signal": signal,
-        "signature": sign_signal(key, signal),
+        "signature": sign_bytes(key, canonical(signal)).hex(),  # = sign_signal, faster
         "correlationId": correlation_id,
         "timestamp": timestamp_ms,
     }

@@ -25,7 +25,9 @@ from typing import Any, Final
 
 import msgspec
 
-__all__ = ["FastEnvelope", "Unusual", "parse_request"]
+from titan.canonical import canonical_json
+
+__all__ = ["FastEnvelope", "Unusual", "canonical", "parse_request"]
 
 _LIMIT: Final = 2.0**53
 _ILIMIT: Final = 2**53
@@ -133,3 +135,43 @@ def parse_request(frame: bytes) -> FastEnvelope:
     if frame.count(b":") != keys:
         raise Unusual("a duplicate key, or ':' inside a string")
     return FastEnvelope(env, signal, _encode(signal))
+
+
+def _copy(v: Any) -> Any:
+    """A normalised copy of a Python JSON value (ints and floats as JavaScript prints them)."""
+    t = type(v)
+    if t is str or t is bool or v is None:
+        return v
+    if t is int:
+        if -_ILIMIT < v < _ILIMIT:
+            return v
+        raise Unusual(v)
+    if t is float:
+        if v.is_integer():
+            if -_LIMIT < v < _LIMIT:
+                return int(v)
+        elif 1e-4 <= abs(v) < _LIMIT:
+            return v
+        raise Unusual(v)
+    if t is dict:
+        out = {}
+        safe = _safe_keys
+        for k, item in v.items():
+            if k not in safe:
+                if type(k) is not str:
+                    raise Unusual(k)
+                _check_key(k)
+            out[k] = _copy(item)
+        return out
+    if t is list or t is tuple:
+        return [_copy(item) for item in v]
+    raise Unusual(t)
+
+
+def canonical(obj: object) -> bytes:
+    """``canonical_json(obj)`` for a signal a client built (Python ints and floats), the usual shapes
+    without ``canonical_json``'s per-value Python writer; anything else goes to it."""
+    try:
+        return _encode(_copy(obj))
+    except (Unusual, RecursionError, UnicodeEncodeError, msgspec.EncodeError):
+        return canonical_json(obj)
