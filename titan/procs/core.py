@@ -78,6 +78,8 @@ JOURNAL_NAME = "core.journal"
 PUSHED_NAME = "core.pushed"
 BATCH = 32  # messages per batch at most (all input rings together)
 BATCH_NS = 1_000_000  # and no message starts a batch's work after this long: replies wait for its end
+STUCK_RETRY_NS = 200_000  # first retry of outputs waiting for room in a ring (no doorbell says "room")
+STUCK_RETRY_MAX_NS = 2_000_000  # at most this long between retries (reports wake core anyway)
 
 
 class TableQuotes:
@@ -505,6 +507,7 @@ def main() -> None:
     in_order = reports + bridge_in + commands  # the order a batch reads them
     taken = [0] * len(in_order)  # messages of this batch per input ring (advanced after the batch)
     stuck = False  # outputs wait for room in a ring: take no new commands until they are out
+    retry_ns = STUCK_RETRY_NS  # how soon to try again while stuck (backs off while it lasts)
     while not stop:
         if stuck:
             stuck = not done(journal, out, mark)
@@ -560,8 +563,11 @@ def main() -> None:
         if busy:
             continue
         timeout_ns = min(next_beat, deadline) - now
-        if stuck:
-            timeout_ns = min(timeout_ns, 200_000)  # a consumer is behind: retry soon
+        if stuck:  # a consumer is behind: retry soon, less often while it stays behind
+            timeout_ns = min(timeout_ns, retry_ns)
+            retry_ns = min(retry_ns * 2, STUCK_RETRY_MAX_NS)
+        else:
+            retry_ns = STUCK_RETRY_NS
         out.events.wake()  # idle: now the bridge may have the CPU
         wait_any(all_in, bell, max(timeout_ns, 0) / 1e9, spin_s)
     journal.write()
