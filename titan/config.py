@@ -220,7 +220,9 @@ NICE_PROCESSES = (
     "gateway.binance",
     "gateway.mexc",
 )
-DEFAULT_NICE = {"core": -5, "ingress": -3, "gateway.*": -3}
+# Finish work in flight before admitting more: under overload intake (ingress) yields first, and the
+# bridge, nats-server and marketdata stay ahead of it (a starved bridge filled its spool and stalled core).
+DEFAULT_NICE = {"core": -5, "gateway.*": -5, "marketdata": -3, "bridge": -3, "nats": -3, "ingress": -1}
 
 
 def nice_for(table: Mapping[str, int], name: str) -> int | None:

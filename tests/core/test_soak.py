@@ -10,14 +10,14 @@ core's own reply stamps (``t_core_out``) give the longest gap between two consec
 the client's scheduling in it. ``core``'s resident memory and every engine process's CPU (nats-server
 and this test process too) are sampled from /proc every few seconds.
 
-Asserted: every intent answered and executed (a few failures allowed around start-up), core's RSS
-flat within 10 % after the warm-up. Core keeps bounded windows of recent history (100 000 finished
-intents and legs, the newest 100 000 ids of each idempotency set as they are, older ones as digests
-in preallocated tables): memory grows by design until they are full, so the warm-up lasts at least
-60 s and until 110 000 intents have executed. Timings and CPU per intent are measured and written to
-``soak.json`` next to the test's files; the gap bound (< 5 ms) is asserted only with
-``TITAN_SOAK_ASSERT_GAP=1`` (a dedicated machine: on a shared one, the scheduler alone can hold a
-process off a core for longer). ``TITAN_SOAK_S`` / ``TITAN_SOAK_RATE`` shorten or slow it for a trial run.
+Asserted (the issue's acceptance): every intent answered and executed (a few failures allowed
+around start-up), core's RSS flat within 10 % after the warm-up, and the longest gap between two
+consecutive replies while work was waiting under 5 ms. Core keeps bounded windows of recent
+history (100 000 finished intents and legs, the newest 100 000 ids of each idempotency set as they
+are, older ones as digests in preallocated tables): memory grows by design until they are full, so
+the warm-up lasts at least 60 s and until 110 000 intents have executed. Timings and CPU per intent
+are measured and written to ``soak.json`` next to the test's files before anything is asserted.
+``TITAN_SOAK_S`` / ``TITAN_SOAK_RATE`` shorten or slow it for a trial run.
 """
 
 from __future__ import annotations
@@ -380,5 +380,4 @@ def test_soak_2000_intents_per_second(tmp_path: Path) -> None:
     assert tally.unsent == 0, report
     assert tally.executed >= planned * 0.999, report
     assert max(after_warmup) <= min(after_warmup) * 1.10, report
-    if os.environ.get("TITAN_SOAK_ASSERT_GAP") == "1":
-        assert reply_gaps(tally)["max_busy_gap_ms"] < GAP_LIMIT_MS, report
+    assert reply_gaps(tally)["max_busy_gap_ms"] < GAP_LIMIT_MS, report
