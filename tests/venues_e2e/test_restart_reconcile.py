@@ -51,7 +51,16 @@ def test_restart_while_orders_rest_and_fill_reconciles_shadow_to_venue(
         # Post-only buys far below the market: they rest on every venue.
         resting = asyncio.run(send_intent(engine.socket_path, "rs-rest", None, 60000, 60100))
         assert getattr(resting, "executed", False), resting
-        eventually(lambda: all(thread_sim.open_orders(v) == 1 for v in VENUES), timeout=20)
+        seen: dict[str, int] = {}
+
+        def resting_everywhere() -> bool:
+            seen.update({v: thread_sim.open_orders(v) for v in VENUES})
+            return all(n == 1 for n in seen.values())
+
+        try:
+            eventually(resting_everywhere, timeout=20)
+        except AssertionError as exc:
+            raise AssertionError(f"open orders per venue: {seen}; reply {resting}") from exc
         before = venue_sizes(thread_sim)
         assert all(size > 0 for size in before.values()), before
         eventually(lambda: shadow_sizes(engine) == before, timeout=20)
