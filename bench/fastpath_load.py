@@ -11,11 +11,16 @@ latency from each intent's *intended* send time to the CONFIRM reply (no coordin
 send counts against us). It also records the latency from the actual send, to show the difference.
 If the engine falls so far behind that ``max_in_flight`` intents are outstanding, the step stops
 sending (saturated) and every intent that was due but not sent is recorded at its waiting time so far.
+The workers use the lean generator of bench/lean_load.py (shared with the soak test): one pacing
+coroutine, each CONFIRM sent from its PREPARE's reply, no task, future or timer per intent, so the
+generator's own CPU stays small next to the engine's. A request unanswered for ``timeout_s`` fails
+as ``FastPathTimeout`` (checked every 100 ms), as it did with ``FastPathClient``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import time
@@ -23,8 +28,9 @@ from typing import Any, Literal
 
 import msgspec
 
+from bench.lean_load import LeanLoad, LeanReply, failure_reason
 from bench.stats import LatencySummary, encode_histogram, new_histogram, record, summarize
-from titan.client import FastPathClient, FastPathError, Reply
+from titan.client import FastPathClient, Reply
 
 Framing = Literal["ndjson", "binary"]
 # One symbol: with positions open on all three simulated symbols, core's periodic truth event outgrew
@@ -152,7 +158,9 @@ async def closed_loop(
         stamps = dict(reply.stages or {})
         stamps["t_send"], stamps["t_recv"] = t_send, t_recv
         for name, ns in stage_deltas(stamps):
-            record(into.setdefault(name, new_histogram()), ns)
+            if (h := into.get(name)) is None:
+                h = into[name] = new_histogram()  # once per stage: a histogram costs ~130 µs
+            record(h, ns)
 
     prices = PriceRef()
     cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -236,132 +244,128 @@ class OpenLoopWorkerResult(msgspec.Struct):
     pid: int
 
 
-async def _open_loop(cfg: OpenLoopConfig) -> OpenLoopWorkerResult:
-    clients = [
-        FastPathClient(cfg.socket_path, cfg.secret, framing=cfg.framing, timeout=cfg.timeout_s)  # type: ignore[arg-type]  # framing validated by the client
-        for _ in range(cfg.connections)
-    ]
-    for c in clients:
-        await c.connect()
-    intended_h, service_h = new_histogram(), new_histogram()
-    stage_h: dict[str, Any] = {}
-    failures: dict[str, int] = {}
-    prices = PriceRef()
-    interval_ns = int(1e9 / cfg.rate)
-    planned = int(cfg.duration_s * cfg.rate)
-    warmup_ns = cfg.start_at_ns + int(cfg.warmup_s * 1e9)
-    counts = {"sent": 0, "completed": 0, "failed": 0, "in_flight": 0}
-    # Once saturated, warm-up exclusion ends: an overloaded step's every latency counts (lower bounds).
-    state = {"saturated": False}
-    tasks: set[asyncio.Task[None]] = set()
-    lag_max = 0
+class _OpenLoopLoad(LeanLoad):
+    """The lean generator recording what the open loop reports for each intent."""
 
-    async def one(i: int, intended: int) -> None:
-        client = clients[i % len(clients)]
-        sid = f"ol-{cfg.tag}-{i}"
-        sent = time.monotonic_ns()
-        ok = False
-        try:
-            rp = await _prepare(client, prices, sid, i)
-            if rp.prepared:
-                t_conf = time.monotonic_ns()
-                rc = await client.confirm(sid, trace=True)
-                t_recv = time.monotonic_ns()
-                prices.update(symbol_of(i), rc)
-                ok = bool(rc.executed)
-                if ok and intended >= warmup_ns:
-                    stamps = dict(rc.stages or {})
-                    stamps["t_send"], stamps["t_recv"] = t_conf, t_recv
-                    for name, ns in stage_deltas(stamps):
-                        record(stage_h.setdefault(name, new_histogram()), ns)
-                reason = "" if ok else f"CONFIRM: {_failure_reason(rc)}"
-            else:
-                reason = f"PREPARE: {_failure_reason(rp)}"
-        except FastPathError as e:
-            reason = type(e).__name__
-        done = time.monotonic_ns()
-        counts["in_flight"] -= 1
-        if ok:
-            counts["completed"] += 1
-        else:
-            counts["failed"] += 1
-            failures[reason] = failures.get(reason, 0) + 1
-        if intended >= warmup_ns or state["saturated"]:  # failures too: their latency is a lower bound
-            record(intended_h, done - intended)
-            record(service_h, done - sent)
+    def __init__(self, cfg: OpenLoopConfig, interval_ns: int) -> None:
+        super().__init__(
+            cfg.secret,
+            prefix=f"ol-{cfg.tag}",
+            framing=cfg.framing,  # type: ignore[arg-type]  # validated by LeanLoad
+            symbol=SYMBOLS[0],
+            position_size=POSITION_USD,
+            velocity=MARKETABLE_VELOCITY,
+            trace_prepare=False,  # as the FastPathClient open loop did: only the CONFIRM is traced
+            trace_confirm=True,
+        )
+        self.start_ns = cfg.start_at_ns
+        self.interval_ns = interval_ns
+        self.warmup_ns = cfg.start_at_ns + int(cfg.warmup_s * 1e9)
+        # Once saturated, warm-up exclusion ends: an overloaded step's every latency counts (lower bounds).
+        self.saturated = False
+        self.intended_h, self.service_h = new_histogram(), new_histogram()
+        self.stage_h: dict[str, Any] = {}
+        self.failures: dict[str, int] = {}
+        self.sent_ns: dict[int, int] = {}  # intent → its PREPARE's actual send time
+        self.conf_ns: dict[int, int] = {}  # intent → its CONFIRM's send time
+        self.failed = 0
+
+    def confirm_sent(self, i: int, t_ns: int) -> None:
+        self.conf_ns[i] = t_ns
+
+    def finished(self, i: int, ok: bool, phase: str, r: LeanReply | None) -> None:
+        done = self.recv_ns if r is not None else time.monotonic_ns()
+        sent = self.sent_ns.pop(i)
+        t_conf = self.conf_ns.pop(i, 0)
+        intended = self.start_ns + i * self.interval_ns
+        measured = intended >= self.warmup_ns
+        if not ok:
+            self.failed += 1
+            reason = failure_reason(phase, r)
+            self.failures[reason] = self.failures.get(reason, 0) + 1
+        elif measured and r is not None:
+            stamps = dict(r.stages or {})
+            stamps["t_send"], stamps["t_recv"] = t_conf, done
+            stage_h = self.stage_h
+            for name, ns in stage_deltas(stamps):
+                if (h := stage_h.get(name)) is None:
+                    h = stage_h[name] = new_histogram()  # once per stage: a histogram costs ~130 µs
+                record(h, ns)
+        if measured or self.saturated:  # failures too: their latency is a lower bound
+            record(self.intended_h, done - intended)
+            record(self.service_h, done - sent)
+
+
+async def _open_loop(cfg: OpenLoopConfig) -> OpenLoopWorkerResult:
+    interval_ns = int(1e9 / cfg.rate)
+    gen = _OpenLoopLoad(cfg, interval_ns)
+    conns = await gen.connect(cfg.socket_path, cfg.connections)
+    planned = int(cfg.duration_s * cfg.rate)
+    timeout_ns = int(cfg.timeout_s * 1e9)
+    lag_max = 0
+    sent = 0
 
     cpu0 = time.process_time()
     now = time.monotonic_ns()
     if cfg.start_at_ns > now:
         await asyncio.sleep((cfg.start_at_ns - now) / 1e9)
     wall0 = time.monotonic_ns()
+    next_expire = wall0
     i = 0
-    saturated = False
     unsent_due = 0
     while i < planned:
         now = time.monotonic_ns()
-        while i < planned and cfg.start_at_ns + i * interval_ns <= now:
-            if counts["in_flight"] >= cfg.max_in_flight:
-                saturated = state["saturated"] = True
+        gen.now_ms = int(time.time() * 1000)
+        while i < planned and (intended := cfg.start_at_ns + i * interval_ns) <= now:
+            if gen.in_flight >= cfg.max_in_flight:
+                gen.saturated = True
                 break
-            intended = cfg.start_at_ns + i * interval_ns
             lag_max = max(lag_max, now - intended)
-            counts["sent"] += 1
-            counts["in_flight"] += 1
-            task = asyncio.create_task(one(i, intended))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
+            gen.sent_ns[i] = now
+            sent += 1
+            if not gen.prepare(conns[i % len(conns)], i):
+                gen.finished(i, False, "FastPathError", None)  # not connected, as FastPathClient raised
             i += 1
-        if saturated:
+        if gen.saturated:
             # Everything due by now and never sent waited at least this long: record that, then stop.
             while i < planned and (intended := cfg.start_at_ns + i * interval_ns) <= now:
-                record(intended_h, now - intended)
+                record(gen.intended_h, now - intended)
                 unsent_due += 1
                 i += 1
             break
+        if now >= next_expire:
+            gen.expire(timeout_ns, now)
+            next_expire = now + 100_000_000
         if i >= planned:
             break
-        await _pause_until(cfg.start_at_ns + i * interval_ns)
-    if tasks:
-        await asyncio.wait(tasks, timeout=cfg.timeout_s * 2 + 1)
+        # One wake-up per due intent or per loop timer tick (~1 ms), whichever is later: replies are
+        # handled by the protocols while the pacer sleeps.
+        await asyncio.sleep(max(cfg.start_at_ns + i * interval_ns - time.monotonic_ns(), 0) / 1e9)
+    deadline = time.monotonic_ns() + int((cfg.timeout_s * 2 + 1) * 1e9)
+    while gen.in_flight and time.monotonic_ns() < deadline:
+        gen.idle.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(gen.idle.wait(), 0.1)
+        gen.expire(timeout_ns, time.monotonic_ns())
     wall_s = (time.monotonic_ns() - wall0) / 1e9
-    for c in clients:
-        await c.close()
+    gen.expire(-1, time.monotonic_ns())  # still unanswered at the end: timed out
+    await LeanLoad.close(conns)
     return OpenLoopWorkerResult(
         planned=planned,
-        sent=counts["sent"],
-        completed=counts["completed"],
-        failed=counts["failed"],
+        sent=sent,
+        completed=gen.executed,
+        failed=gen.failed,
         unsent_due=unsent_due,
-        saturated=saturated,
+        saturated=gen.saturated,
         send_lag_max_us=lag_max / 1000,
-        hist_intended=encode_histogram(intended_h),
-        hist_service=encode_histogram(service_h),
-        confirm_stage_hists={k: encode_histogram(v) for k, v in stage_h.items()},
-        failures=failures,
+        hist_intended=encode_histogram(gen.intended_h),
+        hist_service=encode_histogram(gen.service_h),
+        confirm_stage_hists={k: encode_histogram(v) for k, v in gen.stage_h.items()},
+        failures=gen.failures,
         cpu_s=time.process_time() - cpu0,
         wall_s=wall_s,
         pid=os.getpid(),
     )
-
-
-async def _pause_until(due_ns: int) -> None:
-    """Wait for ``due_ns`` while replies keep being processed, without burning a core.
-
-    asyncio timers have 1 ms granularity (epoll rounds up), so far waits sleep on the loop and the
-    last stretch alternates one loop iteration (handles replies) with a short blocking sleep.
-    """
-    while True:
-        wait_ns = due_ns - time.monotonic_ns()
-        if wait_ns <= 0:
-            return
-        if wait_ns > 2_000_000:
-            await asyncio.sleep((wait_ns - 1_500_000) / 1e9)
-            continue
-        await asyncio.sleep(0)
-        wait_ns = due_ns - time.monotonic_ns()
-        if wait_ns > 0:
-            time.sleep(min(wait_ns, 100_000) / 1e9)
 
 
 def open_loop_worker(cfg: OpenLoopConfig) -> OpenLoopWorkerResult:

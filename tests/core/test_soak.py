@@ -2,10 +2,11 @@
 
 Open loop over several binary FastPath connections (PREPARE, then CONFIRM once prepared), long and
 short alternating so the paper position stays small, entry zones following the simulated market.
-The load generator is lean so the machine's CPU goes to the engine: one asyncio protocol per
-connection that frames and decodes replies itself (only the fields it needs) and sends each CONFIRM
-straight from the PREPARE's reply, a single pacing coroutine, no task or future per intent (the
-client library's NDJSON and per-request paths are covered by other tests). Every reply is traced, so
+The load generator (bench/lean_load.py, shared with make bench's open loop) is lean so the machine's
+CPU goes to the engine: one asyncio protocol per connection that frames and decodes replies itself
+(only the fields it needs) and sends each CONFIRM straight from the PREPARE's reply, a single pacing
+coroutine, no task or future per intent (the client library's NDJSON and per-request paths are
+covered by other tests). Every reply is traced, so
 core's own reply stamps (``t_core_out``) give the longest gap between two consecutive replies without
 the client's scheduling in it. ``core``'s resident memory and every engine process's CPU (nats-server
 and this test process too) are sampled from /proc every few seconds.
@@ -30,14 +31,11 @@ import time
 from array import array
 from pathlib import Path
 
-import msgspec
 import numpy as np
 import pytest
 
-from bench.fastpath_load import PriceRef
+from bench.lean_load import LeanLoad, LeanReply
 from titan.harness import SECRET, Engine, eventually, start_engine
-from titan.ingress.envelope import BINARY_MODE_MARKER, binary_request
-from titan.ingress.signing import secret_key
 
 SOAK_S = float(os.environ.get("TITAN_SOAK_S", "600"))
 RATE = float(os.environ.get("TITAN_SOAK_RATE", "2000"))
@@ -48,7 +46,6 @@ MAX_IN_FLIGHT = 400
 RSS_EVERY_S = 5.0
 GAP_LIMIT_MS = 5.0
 DRAIN_S = 15.0  # after the last PREPARE: how long answers may take before they count as missing
-DIRECTIONS = ("LONG", "SHORT")
 SYMBOL = "BTCUSDT"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -123,145 +120,31 @@ class Tally:
         self.proc_cpu.append((self.executed, cpu))
 
 
-class _Reply(msgspec.Struct):
-    """The fields of a FastPath reply the load generator reads (the rest is skipped by the decoder)."""
-
-    correlationId: str | None = None
-    prepared: bool | None = None
-    executed: bool | None = None
-    reason: str | None = None
-    error: str | None = None
-    fill_price: float | None = None
-    stages: dict[str, int] | None = None
-
-
-_decode_reply = msgspec.msgpack.Decoder(_Reply).decode
-
-
-class LoadConnection(asyncio.Protocol):
-    """One binary FastPath connection, pipelined: PREPAREs from the pacer, each CONFIRM sent from its
-    PREPARE's reply. The correlation id is ``2 * intent`` (PREPARE) or ``2 * intent + 1`` (CONFIRM)."""
-
-    def __init__(self, gen: LoadGenerator) -> None:
-        self.gen = gen
-        self.buf = bytearray()
-        self.transport: asyncio.Transport | None = None
-        self.held: list[bytes] | None = None  # CONFIRMs answering one read, written together
-        self.lost = asyncio.get_running_loop().create_future()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.write(BINARY_MODE_MARKER)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.transport = None
-        if not self.lost.done():
-            self.lost.set_result(None)
-
-    def data_received(self, data: bytes) -> None:
-        buf = self.buf
-        buf += data
-        pos, n = 0, len(buf)
-        on_reply = self.gen.on_reply
-        held: list[bytes] = []
-        self.held = held
-        while n - pos >= 4:
-            end = pos + 4 + int.from_bytes(buf[pos : pos + 4], "big")
-            if end > n:
-                break
-            on_reply(self, _decode_reply(buf[pos + 4 : end]))
-            pos = end
-        if pos:
-            del buf[:pos]
-        self.held = None
-        if held and self.transport is not None:
-            self.transport.write(b"".join(held))  # one send for every CONFIRM this read caused
-
-    def send(self, frame: bytes) -> bool:
-        if self.transport is None:
-            return False
-        if self.held is not None:
-            self.held.append(frame)
-        else:
-            self.transport.write(frame)
-        return True
-
-
-class LoadGenerator:
-    """Open-loop PREPARE → CONFIRM intents at ``rate``/s; at most MAX_IN_FLIGHT unanswered intents."""
+class LoadGenerator(LeanLoad):
+    """The shared lean generator (bench/lean_load.py), every request traced, recording into the tally."""
 
     def __init__(self, tally: Tally) -> None:
+        super().__init__(SECRET, prefix="soak", framing="binary", symbol=SYMBOL)
         self.tally = tally
-        self.key = secret_key(SECRET)
-        self.prices = PriceRef()
-        self.in_flight = 0
-        self.idle = asyncio.Event()
-        self.now_ms = int(time.time() * 1000)
 
-    def prepare(self, conn: LoadConnection, i: int) -> None:
-        low, high = self.prices.zone(SYMBOL)
-        signal = {
-            "signal_id": f"soak-{i}",
-            "source": "scavenger",
-            "symbol": SYMBOL,
-            "direction": DIRECTIONS[i & 1],
-            "entry_zone": {"min": low, "max": high},
-            "stop_loss": 0,
-            "take_profits": [],
-            "confidence": 90,
-            "leverage": 1,
-            "position_size": 100,
-            "velocity": 0.01,
-            "timestamp": self.now_ms,
-            "signal_type": "PREPARE",
-        }
-        if conn.send(binary_request(self.key, signal, str(2 * i), self.now_ms, trace=True)):
-            self.in_flight += 1
-        else:
-            self.tally.fail("NOT_CONNECTED")
+    def on_stamps(self, stages: dict[str, int]) -> None:
+        out, ring = stages.get("t_core_out"), stages.get("t_ring")
+        if out and ring:
+            self.tally.core_out.append(out)
+            self.tally.ring_in.append(ring)
 
-    def on_reply(self, conn: LoadConnection, r: _Reply) -> None:
-        tally = self.tally
-        stages = r.stages
-        if stages is not None:
-            out, ring = stages.get("t_core_out"), stages.get("t_ring")
-            if out and ring:
-                tally.core_out.append(out)
-                tally.ring_in.append(ring)
-        corr = int(r.correlationId or -1)
-        if corr < 0:
-            return  # not an answer to a request (nothing the soak sends asks for other lines)
-        i, confirm = corr >> 1, corr & 1
-        if not confirm and r.prepared:
-            now_ms = int(time.time() * 1000)
-            signal = {
-                "signal_id": f"soak-{i}",
-                "signal_type": "CONFIRM",
-                "timestamp": now_ms,
-                "source": "scavenger",
-            }
-            if conn.send(binary_request(self.key, signal, str(corr + 1), now_ms, trace=True)):
-                return
-            tally.fail("NOT_CONNECTED")
-        elif confirm and r.executed:
-            tally.executed += 1
-            if r.fill_price:
-                self.prices.price[SYMBOL] = float(r.fill_price)
+    def finished(self, i: int, ok: bool, phase: str, r: LeanReply | None) -> None:
+        if ok:
+            self.tally.executed += 1
+        elif r is None:
+            self.tally.fail(phase)  # NOT_CONNECTED, FastPathError (connection lost) or no answer
         else:
-            tally.fail(f"{'confirm' if confirm else 'prepare'}:{r.reason or r.error}")
-        self.in_flight -= 1
-        if not self.in_flight:
-            self.idle.set()
+            self.tally.fail(f"{phase.lower()}:{r.reason or r.error}")
 
 
 async def _load(engine: Engine, tally: Tally) -> int:
-    loop = asyncio.get_running_loop()
     gen = LoadGenerator(tally)
-    conns: list[LoadConnection] = []
-    for _ in range(CONNECTIONS):
-        _, conn = await loop.create_unix_connection(lambda: LoadConnection(gen), engine.socket_path)
-        conns.append(conn)
+    conns = await gen.connect(engine.socket_path, CONNECTIONS)
     core_pid = engine.pids()["core"]
     tally.procs = engine_processes(engine)
     interval_ns = int(1e9 / RATE)
@@ -276,8 +159,8 @@ async def _load(engine: Engine, tally: Tally) -> int:
             while i < planned and start + i * interval_ns <= now:
                 if gen.in_flight >= MAX_IN_FLIGHT:
                     tally.unsent += 1  # saturated: counted, not queued without bound
-                else:
-                    gen.prepare(conns[i % CONNECTIONS], i)
+                elif not gen.prepare(conns[i % CONNECTIONS], i):
+                    tally.fail("NOT_CONNECTED")
                 i += 1
             elapsed = (now - start) / 1e9
             if elapsed >= next_rss:
@@ -291,16 +174,13 @@ async def _load(engine: Engine, tally: Tally) -> int:
             try:
                 await asyncio.wait_for(gen.idle.wait(), DRAIN_S)
             except TimeoutError:
-                tally.failures["no answer"] = tally.failures.get("no answer", 0) + gen.in_flight
+                gen.expire(-1, time.monotonic_ns(), "no answer")
         tally.elapsed_s = (time.monotonic_ns() - start) / 1e9
         tally.rss.append((tally.elapsed_s, rss_kib(core_pid), tally.executed))
         tally.cpu.append((tally.executed, cpu_s(core_pid)))
         tally.sample_cpu()
     finally:
-        for conn in conns:
-            if conn.transport is not None:
-                conn.transport.close()
-        await asyncio.gather(*(c.lost for c in conns))
+        await LeanLoad.close(conns)
     assert engine.pids()["core"] == core_pid, "core restarted during the soak"
     return planned
 
