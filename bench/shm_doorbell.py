@@ -278,6 +278,8 @@ def run_row(
         "max": float(received.max()) if len(received) else float("nan"),
         "timeouts": timeouts,
         "cpu_s": "/".join(f"{c:.2f}" for c in cpu),
+        # CPU per message of each stage: its wake-up (poll + drain) and its ring of the next stage
+        "cpu_us_per_msg": [round(c / max(len(received), 1) * 1e6, 1) for c in cpu],
     }
 
 
@@ -311,6 +313,29 @@ def print_table(rows: Sequence[dict[str, object]]) -> None:
     for row in rows:
         cells = [f"{v:,.1f}" if isinstance(v, float) else str(v) for v in (row[c] for c in cols)]
         print("| " + " | ".join(cells) + " |")
+
+
+def run(quick: bool = False) -> dict[str, object]:
+    """For ``make bench``: both wake primitives, paced one-way latency over 1 hop (and 3 hops unless
+    ``quick``) on the machine as it is, with each stage's CPU per message (what a cross-process hop
+    costs the engine: every intent crosses about eight of them), plus the in-process micro figures."""
+    ctx = multiprocessing.get_context("spawn")
+    n = 1000 if quick else 3000
+    out: dict[str, object] = {}
+    for kind in ("fifo", "sem"):
+        idle, armed = micro(kind)
+        out[f"{kind}_ring_no_sleeper_ns"] = round(idle)
+        out[f"{kind}_prepare_ring_sleep0_ns"] = round(armed)
+    rows = [
+        run_row(ctx, kind, hops, False, n, 200e-6, 4e-6)
+        for hops in ((1,) if quick else (1, 3))
+        for kind in ("fifo", "sem")
+    ]
+    out["rows"] = [
+        {k: (round(v, 1) if isinstance(v, float) else v) for k, v in row.items() if k != "cpu_s"}
+        for row in rows
+    ]
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
