@@ -110,7 +110,10 @@ def render_table(res: dict[str, Any]) -> str:
         elif "error" in extra:
             out.append(f"{name}: failed: {extra['error']}")
         else:
-            out.append(f"{name}: ran in {extra.get('wall_s', 0):.1f} s (see JSON extra_paths.{name})")
+            result = extra.get("result")
+            summary = result.get("summary") if isinstance(result, dict) else None
+            said = f"{summary}; " if isinstance(summary, str) else ""
+            out.append(f"{name}: {said}ran in {extra.get('wall_s', 0):.1f} s (see JSON extra_paths.{name})")
     out.append("")
     out.append("targets (issue #9):")
     for t in res["targets"]:

@@ -331,8 +331,12 @@ def run(quick: bool = False) -> dict[str, object]:
         for hops in ((1,) if quick else (1, 3))
         for kind in ("fifo", "sem")
     ]
+    per_hop = [(row["wake"], row["hops"], row["cpu_us_per_msg"]) for row in rows]
+    out["summary"] = "CPU per hop (last stage, µs per message): " + ", ".join(
+        f"{kind} {hops} hop(s) {cpu[-1] if isinstance(cpu, list) else cpu}" for kind, hops, cpu in per_hop
+    )
     out["rows"] = [
-        {k: (round(v, 1) if isinstance(v, float) else v) for k, v in row.items() if k != "cpu_s"}
+        {k: (round(float(v), 1) if isinstance(v, float) else v) for k, v in row.items() if k != "cpu_s"}
         for row in rows
     ]
     return out
