@@ -280,13 +280,22 @@ class Fragment(msgspec.Struct, tag="frag", gc=False):
     data: bytes
 
 
+class ArrayFragment(msgspec.Struct, tag="frag", array_like=True, gc=False):
+    """A :class:`Fragment` on a ring of array-like messages (bridge -> core: msgspec unions cannot
+    mix array-like and map-like structs). core takes a message in pieces only once all are there."""
+
+    index: int
+    count: int
+    data: bytes
+
+
 # --- ring unions -----------------------------------------------------------------------------
 
 INGRESS_TO_CORE = Prepare | Confirm | Abort
 CORE_TO_INGRESS = Reply
 CORE_TO_GATEWAY = OrderRequest | CancelRequest | ReconcileRequest
 GATEWAY_TO_CORE = VenueReport | ReconcileSnapshot | VenueStatus
-BRIDGE_TO_CORE = PlaceIntent | OperatorCommand
+BRIDGE_TO_CORE = PlaceIntent | OperatorCommand | ArrayFragment
 # core sends typed events (titan.events.payloads) so formatting JSON stays off core's hot path;
 # ``Event`` carries a publication core already formatted.
 CORE_TO_BRIDGE = Event | IntakeDone | Fragment | EVENT

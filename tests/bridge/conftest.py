@@ -195,7 +195,7 @@ class Rig:
                 obj.unlink()
 
 
-def make_rig(directory: Path, extra: str = "", to_core_slot: int = 4096) -> Rig:
+def make_rig(directory: Path, extra: str = "", to_core_slot: int = 4096, to_core_slots: int = 1024) -> Rig:
     instance = f"tb{uuid.uuid4().hex[:8]}"
     config_path = write_config(directory, instance, extra)
     prefix = f"/{instance}"
@@ -204,7 +204,7 @@ def make_rig(directory: Path, extra: str = "", to_core_slot: int = 4096) -> Rig:
     try:
         to_bridge = Ring.create(layout.ring(CORE, BRIDGE), 1024, 4096)
         objects.append(to_bridge)
-        from_bridge = Ring.create(layout.ring(BRIDGE, CORE), 1024, to_core_slot)
+        from_bridge = Ring.create(layout.ring(BRIDGE, CORE), to_core_slots, to_core_slot)
         objects.append(from_bridge)
         bridge_bell = Doorbell.create(layout.bell(BRIDGE))
         objects.append(bridge_bell)

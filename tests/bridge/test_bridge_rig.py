@@ -26,7 +26,15 @@ from titan.events.payloads import (
     ShadowFillEvent,
     TruthEvent,
 )
-from titan.messages import Event, IntakeDone, OperatorCommand, PlaceIntent
+from titan.messages import (
+    BRIDGE_TO_CORE,
+    ArrayFragment,
+    Event,
+    IntakeDone,
+    OperatorCommand,
+    PlaceIntent,
+    decoder,
+)
 from titan.procs import bridge as bridge_mod
 from titan.shm.board import ProcState
 
@@ -501,8 +509,6 @@ async def test_fragmented_event_is_joined_and_survives_a_full_spool(rig: Rig, tm
 
 
 async def test_messages_larger_than_a_core_ring_slot(tmp_path: Path, nats_server: NatsServer) -> None:
-    from titan.messages import Fragment
-    from titan.procs.bridge import SPLIT_TO_CORE
     from titan.shm.fragment import Reassembler
 
     rig = make_rig(tmp_path / "small", to_core_slot=1024)
@@ -516,30 +522,57 @@ async def test_messages_larger_than_a_core_ring_slot(tmp_path: Path, nats_server
             policy = {"policy": {"limits": {f"SYM{i}/USDT": {"max": i} for i in range(80)}}}
             env = envelope_dict(policy, secret=SECRET, ts=now_ms(), nonce=uuid.uuid4().hex)
             await js.publish(subjects.CMD_RISK_POLICY, encode(env))
-            if SPLIT_TO_CORE:  # core joins fragments: both arrive whole
-                raw: list[bytes] = []
+            raw: list[bytes] = []
 
-                def collected() -> bool:
-                    raw.extend(_raw_pop(rig))
-                    return len(raw) >= 4
+            def collected() -> bool:
+                raw.extend(_raw_pop(rig))
+                return len(raw) >= 4
 
-                await until(collected, 10, "fragments")
-                joiner = Reassembler()
-                dec = msgspec.msgpack.Decoder(Fragment)
-                wholes = [w for r in raw if (w := joiner.feed(dec.decode(r))) is not None]
-                assert len(wholes) == 2
-            else:  # the intent goes without its original envelope; the policy is refused visibly
-                (place,) = await forwarded(rig, 1)
-                assert isinstance(place, PlaceIntent) and place.intent.signal_id == "sig-big"
-                assert place.original == b""
-                await until(lambda: rig.counters()[bridge_mod.EVENTS_PUBLISHED] >= 1, 10, "reject published")
-                msgs = await stream_messages(nats_server.url, "TITAN_EVT", subjects.EVT_REJECT)
-                (reject,) = [msgspec.json.decode(d) for _, _, d in msgs]
-                assert (reject["reason"], reject["code"], reject["command"]) == (
-                    "invalid_command",
-                    "COMMAND_TOO_LARGE",
-                    subjects.CMD_RISK_POLICY,
-                )
+            await until(collected, 10, "fragments")
+            # Both went as pieces that each fit a slot, and core joins them whole.
+            assert all(len(r) <= rig.from_bridge.max_payload for r in raw)
+            joiner = Reassembler()
+            dec = msgspec.msgpack.Decoder(ArrayFragment)
+            wholes = [w for r in raw if (w := joiner.feed(dec.decode(r))) is not None]
+            assert len(wholes) == 2 and joiner.dropped == 0
+            messages = [decoder(BRIDGE_TO_CORE).decode(w) for w in wholes]
+            (place,) = [m for m in messages if isinstance(m, PlaceIntent)]
+            assert place.intent.signal_id == "sig-big" and place.original == big_intent
+            (command,) = [m for m in messages if isinstance(m, OperatorCommand)]
+            assert command.kind == "POLICY"
+            assert command.args["policy"]["limits"].keys() == policy["policy"]["limits"].keys()
+            assert rig.counters()[bridge_mod.OPERATOR_REJECTED] == 0
+            await nc.close()
+    finally:
+        rig.close()
+
+
+async def test_messages_larger_than_the_whole_core_ring(tmp_path: Path, nats_server: NatsServer) -> None:
+    """Only a message of more pieces than core's ring has slots cannot travel (core takes pieces only
+    once all are on the ring): the intent goes without its original, the policy is refused visibly."""
+    rig = make_rig(tmp_path / "tiny", to_core_slot=1024, to_core_slots=4)
+    try:
+        async with running_bridge(rig, rig.settings(nats_server.url)):
+            await wait_connected(rig)
+            nc = await nats.connect(nats_server.url)
+            js = nc.jetstream()
+            big_intent = signed_intent("sig-huge", metadata={"note": "n" * 5000})
+            await js.publish(subjects.place_intent_subject("paper", "BTC/USDT"), big_intent)
+            (place,) = await forwarded(rig, 1)
+            assert isinstance(place, PlaceIntent) and place.intent.signal_id == "sig-huge"
+            assert place.original == b""
+            policy = {"policy": {"limits": {f"SYM{i}/USDT": {"max": i} for i in range(400)}}}
+            env = envelope_dict(policy, secret=SECRET, ts=now_ms(), nonce=uuid.uuid4().hex)
+            await js.publish(subjects.CMD_RISK_POLICY, encode(env))
+            await until(lambda: rig.counters()[bridge_mod.EVENTS_PUBLISHED] >= 1, 10, "reject published")
+            msgs = await stream_messages(nats_server.url, "TITAN_EVT", subjects.EVT_REJECT)
+            (reject,) = [msgspec.json.decode(d) for _, _, d in msgs]
+            assert (reject["reason"], reject["code"], reject["command"]) == (
+                "invalid_command",
+                "COMMAND_TOO_LARGE",
+                subjects.CMD_RISK_POLICY,
+            )
+            assert rig.pop_all() == []  # nothing of it reached core
             await nc.close()
     finally:
         rig.close()

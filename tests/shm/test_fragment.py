@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from titan.messages import CORE_TO_BRIDGE, Event, Fragment, decoder, encoder
-from titan.shm.fragment import Reassembler, split
+from titan.messages import CORE_TO_BRIDGE, ArrayFragment, Event, Fragment, decoder, encoder
+from titan.shm.fragment import Reassembler, fits, gather, split
 from titan.shm.ring import Ring
 
 ENC = encoder().encode
@@ -75,3 +75,74 @@ def test_a_broken_sequence_is_dropped_and_the_next_one_survives() -> None:
 def test_slots_too_small_for_fragments_are_an_error() -> None:
     with pytest.raises(ValueError, match="too small"):
         split(b"z" * 100, 48, ENC)
+
+
+# --- bridge → core: ArrayFragment pieces joined in place (gather) ------------------------------------
+
+ARRAY_DEC = decoder(ArrayFragment).decode
+
+
+def _array_pieces(data: bytes, ring: Ring) -> list[bytes]:
+    return split(data, ring.max_payload, ENC, ArrayFragment)
+
+
+def _head(ring: Ring) -> ArrayFragment:
+    view = ring.peek_at(0)
+    assert view is not None
+    return ARRAY_DEC(view)
+
+
+def test_a_reassembler_fed_again_from_the_start_joins_the_message_once() -> None:
+    data = bytes(range(256)) * 10
+    pieces = [decoder(CORE_TO_BRIDGE).decode(p) for p in split(data, 256, ENC)]
+    r = Reassembler()
+    assert [r.feed(p) for p in pieces[:2]] == [None, None]
+    # A consumer that re-reads the sequence from its first piece (it consumed none of them).
+    results = [r.feed(p) for p in pieces]
+    assert results[-1] == data and results[:-1] == [None] * (len(pieces) - 1)
+    assert r.dropped == 2  # the two pieces read before; the re-read first piece is kept
+
+
+def test_gather_joins_in_place_and_waits_for_missing_pieces(ring: Ring) -> None:
+    data = b"q" * 1000
+    pieces = _array_pieces(data, ring)
+    assert len(pieces) == 6
+    for p in pieces[:4]:
+        assert ring.try_push(p)
+    first = _head(ring)
+    assert gather(ring.peek_at, 0, first, ARRAY_DEC) == (None, 0)  # two still to come
+    for p in pieces[4:]:
+        assert ring.try_push(p)
+    assert gather(ring.peek_at, 0, first, ARRAY_DEC) == (data, 6)
+    assert ring.depth() == 6  # nothing consumed
+
+
+def test_gather_reports_a_broken_sequence_to_drop(ring: Ring) -> None:
+    old = _array_pieces(b"o" * 1000, ring)
+    new = _array_pieces(b"n" * 500, ring)
+    # A producer killed after two pieces, restarted: a new message follows.
+    for p in [*old[:2], *new]:
+        assert ring.try_push(p)
+    first = _head(ring)
+    assert gather(ring.peek_at, 0, first, ARRAY_DEC) == (None, 2)
+    ring.advance(2)
+    first = _head(ring)
+    assert gather(ring.peek_at, 0, first, ARRAY_DEC) == (b"n" * 500, len(new))
+    # A lone tail piece (index ≠ 0) is dropped by itself.
+    tail = ArrayFragment(index=3, count=6, data=b"t")
+    assert gather(ring.peek_at, 0, tail, ARRAY_DEC) == (None, 1)
+
+
+def test_gather_drops_a_sequence_broken_by_a_whole_message(ring: Ring) -> None:
+    pieces = _array_pieces(b"o" * 1000, ring)
+    whole = ENC(Event(subject="s", msg_id="m", data=b"y"))  # anything that is not the next piece
+    for p in [*pieces[:3], whole]:
+        assert ring.try_push(p)
+    first = _head(ring)
+    assert gather(ring.peek_at, 0, first, ARRAY_DEC) == (None, 3)
+
+
+def test_fits_bounds_the_pieces_by_the_ring_capacity(ring: Ring) -> None:
+    assert fits(_array_pieces(b"z" * 100, ring), ring.capacity)
+    pieces = _array_pieces(b"z" * (ring.capacity * (ring.max_payload - 64) + 1), ring)
+    assert len(pieces) == ring.capacity + 1 and not fits(pieces, ring.capacity)

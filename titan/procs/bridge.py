@@ -29,9 +29,12 @@ subscriptions forwarded as ``HEARTBEAT`` / ``RISK_STATE`` commands; §11 request
 the latest truth snapshot and balance event core published (:mod:`titan.events.rpc`).
 
 Messages larger than a ring slot: core → bridge ``Fragment``s are joined here; bridge → core ones
-are split into fragments when ``BRIDGE_TO_CORE`` carries ``Fragment`` (``SPLIT_TO_CORE``), otherwise
-a PlaceIntent goes without its original envelope (only core's DLQ payload uses it) and an oversized
-operator command (a big policy) is refused with a reject event.
+(a signed intent with its multi-KiB original envelope, a big policy) are split into
+``ArrayFragment``s, pushed under one lock, which core joins and takes only once all are on its ring
+(titan.shm.fragment). Only a message of more pieces than core's ring has slots cannot travel (core
+would wait for pieces that never find room): a PlaceIntent then goes without its original envelope
+(only core's DLQ payload uses it) and an operator command is refused with a ``COMMAND_TOO_LARGE``
+reject event. With the default geometry (8192 slots of 1 KiB, ~7.8 MB) no NATS message reaches that.
 
 Status board counters of the ``bridge`` row (``board.read("bridge").counters[i]``):
 
@@ -110,8 +113,8 @@ from titan.events.ring import to_operator_message, to_place_intent
 from titan.events.rpc import EngineView
 from titan.events.spool import Spool, SpooledRecord, SpoolPosition, decode_publication, encode_publication
 from titan.messages import (
-    BRIDGE_TO_CORE,
     CORE_TO_BRIDGE,
+    ArrayFragment,
     Event,
     Fragment,
     IntakeDone,
@@ -123,7 +126,7 @@ from titan.messages import OperatorCommand as OperatorMessage
 from titan.procs.common import BRIDGE, CORE, ChildContext
 from titan.shm.board import ProcState, StatusBoard
 from titan.shm.doorbell import wait_any_async
-from titan.shm.fragment import Reassembler, split
+from titan.shm.fragment import Reassembler, fits, split
 
 # --- status board counters (see the module docstring) ----------------------------------------------
 NATS_CONNECTED = 0
@@ -147,9 +150,6 @@ EVENTS_DENIED = 17
 _PERMISSION_ERROR = re.compile(r'permissions violation for (publish|subscription) to "([^"]*)"')
 
 MIB = 1024 * 1024
-# Whether core joins fragments on the bridge → core ring (a signed Brain intent with its original
-# envelope is ~1.1 kB, larger than the default 1 kB slot).
-SPLIT_TO_CORE = Fragment in typing.get_args(BRIDGE_TO_CORE)
 DRAIN_BATCH = 1024  # ring messages per drain before yielding to the loop
 # After a drain that found events, wait before the next one: 1 ms, then 1 ms more after every drain
 # that found events again, up to 3 ms under sustained load (bench/bridge_cpu at 10 000 events/s:
@@ -808,22 +808,37 @@ class Bridge:
 
     # --- NATS → core ---------------------------------------------------------------------------------
 
+    def _pieces(self, data: bytes) -> list[bytes] | None:
+        """An encoded message as it goes on core's ring: whole, or as fragments when it is larger
+        than a slot; None when it needs more fragments than the ring has slots (core takes a
+        fragmented message only once all its pieces are on the ring)."""
+        ring = self.ring_out
+        if len(data) <= ring.max_payload:
+            return [data]
+        pieces = split(data, ring.max_payload, self.encode, ArrayFragment)
+        return pieces if fits(pieces, ring.capacity) else None
+
     def _for_core(self, place: PlaceIntent) -> list[bytes]:
         """The encoded PlaceIntent, as fragments when it is larger than a ring slot."""
         data = self.encode(place)
-        if len(data) <= self.ring_out.max_payload:
-            return [data]
-        if SPLIT_TO_CORE:
-            return split(data, self.ring_out.max_payload, self.encode)
-        # core cannot join fragments on this ring: the original envelope only feeds its DLQ
-        # payload, so the intent goes without it rather than not at all.
+        pieces = self._pieces(data)
+        if pieces is not None:
+            return pieces
+        # Larger than core's whole ring: the original envelope only feeds core's DLQ payload, so
+        # the intent goes without it rather than not at all.
         if not self.oversize_warned:
             self.oversize_warned = True
             self.log.warning(
-                "PlaceIntent of %d bytes exceeds the ring slot: forwarded without the original", len(data)
+                "PlaceIntent of %d bytes exceeds core's ring: forwarded without the original", len(data)
             )
         place.original = b""
-        return [self.encode(place)]
+        data = self.encode(place)
+        pieces = self._pieces(data)
+        if pieces is None:  # the intent alone (its metadata) outgrows the ring: a misconfigured ring
+            raise ValueError(
+                f"PlaceIntent of {len(data)} bytes exceeds core's ring even without its original"
+            )
+        return pieces
 
     async def push_core(self, *messages: bytes) -> None:
         """Push to core's command ring in order, waiting (not dropping) while it is full.
@@ -928,9 +943,10 @@ class Bridge:
                     outcome.intent, ref, outcome.dedupe_ids, msg.data, self.clock_ms(), t_read, 0
                 )
                 place.t_ring = time.monotonic_ns()
+                pieces = self._for_core(place)
                 self.pending[ref] = msg
                 self.intent_deadlines.append((time.monotonic() + streams.ACK_WAIT_S + 5.0, ref))
-                await self.push_core(*self._for_core(place))
+                await self.push_core(*pieces)
                 self.counters.add(INTENTS_FORWARDED)
                 continue
             if outcome.error:
@@ -966,10 +982,11 @@ class Bridge:
                     message.reason,
                 )
                 data = self.encode(message)
-                if len(data) > self.ring_out.max_payload and not SPLIT_TO_CORE:
-                    # A policy document larger than a ring slot cannot reach core unsplit.
+                pieces = self._pieces(data)
+                if pieces is None:
+                    # A policy document needing more fragments than core's ring has slots.
                     self.log.error(
-                        "operator %s of %d bytes exceeds the ring slot: refused", message.kind, len(data)
+                        "operator %s of %d bytes exceeds core's ring: refused", message.kind, len(data)
                     )
                     reject = RejectEvent(
                         reason="invalid_command",
@@ -977,7 +994,7 @@ class Bridge:
                         brain_instance_id=message.actor or "N/A",
                         timestamp=self.clock_ms(),
                         code="COMMAND_TOO_LARGE",
-                        message=f"command of {len(data)} bytes exceeds the engine's ring slot",
+                        message=f"command of {len(data)} bytes exceeds the engine's ring",
                         event_type="execution.command.rejected",
                         command=msg.subject,
                         message_id=str(self.inbound(msg).stream_seq or ""),
@@ -987,13 +1004,7 @@ class Bridge:
                     continue
                 self.pending[ref] = msg
                 self.operator_deadlines.append((time.monotonic() + self.s.operator_ack_after_s, ref))
-                await self.push_core(
-                    *(
-                        [data]
-                        if len(data) <= self.ring_out.max_payload
-                        else split(data, self.ring_out.max_payload, self.encode)
-                    )
-                )
+                await self.push_core(*pieces)
                 self.counters.add(OPERATOR_FORWARDED)
             elif isinstance(outcome, OperatorIgnored):
                 self.log.warning("command on %s ignored: %s", msg.subject, outcome.note)

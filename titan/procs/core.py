@@ -9,6 +9,13 @@ are pushed with one wake-up per output ring, then the mark is stored, and only t
 messages consumed (ring cursors advanced). A core killed mid-batch sees the batch's messages again
 when restarted (journal dedupe absorbs the repeats).
 
+The bridge sends a message larger than a ring slot (a signed NATS intent with its multi-KiB original
+envelope, a big risk policy) as consecutive :class:`~titan.messages.ArrayFragment`s. core takes such
+a message only once all its pieces are on the ring, joins them in place and hands the whole message
+to the engine as one message of the batch (:class:`BridgeInput`); the ring is advanced through its
+last piece with the rest of the batch. A core killed between two pieces, or before the batch was
+pushed, reads the whole sequence again when restarted: nothing is lost for lack of a piece.
+
 Nothing is pushed before the records it follows are written (:meth:`RingOutbox.flush` writes the
 journal first). After a batch's outputs are all in their rings, core stores the journal sequence
 number they cover in a small mapped file (:class:`PushedMark`).
@@ -27,6 +34,7 @@ Core never blocks on a full output ring: overflow waits in a local queue and new
 from __future__ import annotations
 
 import gc
+import logging
 import mmap
 import os
 import signal
@@ -56,6 +64,7 @@ from titan.messages import (
     BRIDGE_TO_CORE,
     GATEWAY_TO_CORE,
     INGRESS_TO_CORE,
+    ArrayFragment,
     CancelRequest,
     IntakeDone,
     OrderRequest,
@@ -68,7 +77,7 @@ from titan.procs.common import BRIDGE, CORE, INGRESS, ChildContext, gateway_name
 from titan.risk.state import ARMED_FILE, HALT_FILE, HaltMode, HaltState, parse_halt_file, render_halt_file
 from titan.shm.board import ProcState
 from titan.shm.doorbell import Doorbell, wait_any
-from titan.shm.fragment import split
+from titan.shm.fragment import gather, split
 from titan.shm.ring import Ring
 from titan.shm.ticker import TickerIndex, TickerSnapshot, TickerTable, units_to_price, units_to_size
 from titan.state.journal import BufferedJournal, JournalWriter
@@ -395,6 +404,76 @@ def take(
     return k
 
 
+class BridgeInput:
+    """The bridge's ring, whose large messages come in :class:`~titan.messages.ArrayFragment`s.
+
+    Design: a fragmented message is taken whole or not at all. :meth:`take` hands it to the engine
+    only when all its pieces are on the ring (:func:`~titan.shm.fragment.gather` reads them in
+    place), counts it as one message of the batch whatever its number of pieces (so a sequence
+    longer than the batch's room still goes through: no batch ends in the middle of one), and
+    reports the ring slots it used so the caller advances through its last piece after the batch.
+    While pieces are still to come, taking stops at the sequence's first piece (nothing behind it
+    may overtake it) and the ring is advanced only through the complete messages before it. No
+    state is kept between batches: a restarted core reads the same pieces again and joins them
+    once. The bridge pushes a message's pieces under one lock with nothing in between, and never
+    more pieces than the ring has slots (:func:`~titan.shm.fragment.fits`), so the rest always
+    arrives; a sequence broken by a bridge killed between two pieces (then a new message after it)
+    is dropped, logged and counted (the bridge had not ACKed that NATS message: it is redelivered).
+    """
+
+    def __init__(
+        self, ring: Ring, decode: Callable[[bytes | memoryview], Any], log: logging.Logger | None = None
+    ) -> None:
+        self.ring = ring
+        self.decode = decode
+        self.decode_piece = decoder(ArrayFragment).decode
+        self.log = log
+        self.dropped = 0  # ring messages of broken sequences consumed without a message
+        # The ring's producer cursor when the last take stopped at pieces still to come (else None):
+        # while it has not moved, the ring's data is nothing core can take (see :meth:`waiting`).
+        self.blocked_at: int | None = None
+
+    def waiting(self) -> bool:
+        """The ring holds only the first pieces of a message and nothing was pushed since: a core
+        waiting for input must not count it as data (it would spin until the rest arrives)."""
+        return self.blocked_at is not None and self.ring.head == self.blocked_at
+
+    def take(self, handle: Callable[[Any], object], room: int, end_ns: int) -> tuple[int, int]:
+        """Like :func:`take`: ``handle`` whole messages, at most ``room`` of them, without consuming
+        them. Returns (messages handled or broken sequences dropped, ring slots they used)."""
+        k = 0
+        at = 0
+        peek, decode = self.ring.peek_at, self.decode
+        mono = time.monotonic_ns
+        head = self.ring.head  # before peeking: a piece pushed after this read moves it
+        self.blocked_at = None
+        while k < room:
+            view = peek(at)
+            if view is None:
+                break
+            msg = decode(view)
+            if isinstance(msg, ArrayFragment):
+                whole, used = gather(peek, at, msg, self.decode_piece)
+                if not used:  # its other pieces are on their way (the bridge rings core after them)
+                    self.blocked_at = head
+                    break
+                at += used
+                k += 1
+                if whole is None:
+                    self.dropped += used
+                    if self.log is not None:
+                        self.log.warning("bridge ring: %d pieces of a broken sequence dropped", used)
+                    continue
+                msg = decode(whole)
+            else:
+                at += 1
+                k += 1
+            handle(msg)
+            if mono() >= end_ns:
+                break
+        return k, at
+
+
 class GcWatch:
     """Durations of the cycle collector's runs in this process (longest per generation), via gc.callbacks."""
 
@@ -455,9 +534,11 @@ def main() -> None:
     sync.start()
 
     commands = [ctx.ring_in(INGRESS)]
-    bridge_in = [ctx.ring_in(BRIDGE)]
+    bridge_ring = ctx.ring_in(BRIDGE)
+    bridge_in = [bridge_ring]
     reports = [ctx.ring_in(gateway_name(v)) for v in ctx.layout.venues]
     all_in = commands + bridge_in + reports
+    all_but_bridge = commands + reports
     bell = ctx.bell()
     table, index = ctx.ticker()
     journal = SyncingJournal(writer, sync)
@@ -490,7 +571,7 @@ def main() -> None:
     writer.recovered = msgspec.structs.replace(writer.recovered, entries=[])  # replayed: free the memory
     board = BoardPublisher(ctx, engine)
     dec_cmd = decoder(INGRESS_TO_CORE).decode
-    dec_bridge = decoder(BRIDGE_TO_CORE).decode
+    bridge_input = BridgeInput(bridge_ring, decoder(BRIDGE_TO_CORE).decode, log)
     dec_rep = decoder(GATEWAY_TO_CORE).decode
     spin_s = ctx.cfg.shm.spin_us / 1e6
 
@@ -520,11 +601,12 @@ def main() -> None:
             taken[i] = k
             room -= k
             i += 1
-        for ring in bridge_in:
-            k = take(ring, on_bridge, dec_bridge, room, end_ns) if room and not stuck else 0
-            taken[i] = k
+        if room and not stuck:  # a fragmented message counts as one, its ring slots as taken
+            k, taken[i] = bridge_input.take(on_bridge, room, end_ns)
             room -= k
-            i += 1
+        else:
+            taken[i] = 0
+        i += 1
         for ring in commands:
             k = take(ring, on_command, dec_cmd, room, end_ns) if room and not stuck else 0
             taken[i] = k
@@ -563,13 +645,17 @@ def main() -> None:
         if busy:
             continue
         timeout_ns = min(next_beat, deadline) - now
-        if stuck:  # a consumer is behind: retry soon, less often while it stays behind
+        # Only the first pieces of a message are on the bridge's ring: wait on the other rings and
+        # look again on the same schedule as for a stuck output (the doorbell the bridge rings after
+        # the rest does not end a wait on the other rings; a bridge killed mid-message sends no rest).
+        pieces_wait = bridge_input.waiting()
+        if stuck or pieces_wait:  # retry soon, less often while it lasts
             timeout_ns = min(timeout_ns, retry_ns)
             retry_ns = min(retry_ns * 2, STUCK_RETRY_MAX_NS)
         else:
             retry_ns = STUCK_RETRY_NS
         out.events.wake()  # idle: now the bridge may have the CPU
-        wait_any(all_in, bell, max(timeout_ns, 0) / 1e9, spin_s)
+        wait_any(all_but_bridge if pieces_wait else all_in, bell, max(timeout_ns, 0) / 1e9, spin_s)
     journal.write()
     if out.flush():
         mark.store(journal.written_seq)
