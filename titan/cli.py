@@ -9,7 +9,16 @@ import sys
 import time
 from pathlib import Path
 
-from titan.config import ConfigError, hmac_secret, load_config, masked, preflight, socket_path, to_toml
+from titan.config import (
+    ConfigError,
+    brain_heartbeat_required,
+    hmac_secret,
+    load_config,
+    masked,
+    preflight,
+    socket_path,
+    to_toml,
+)
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "default.toml"
 
@@ -82,6 +91,8 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         return 2
     print(f"# effective configuration from {path or '<defaults>'} and the environment (secrets masked)")
     print(to_toml(masked(cfg)))
+    required, why = brain_heartbeat_required(cfg)
+    print(f"# risk.brain_heartbeat_required = {str(required).lower()}: {why}")
     problems = preflight(cfg)
     if problems:
         print("titan: cannot start:\n" + "\n".join(f"  - {p}" for p in problems), file=sys.stderr)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -256,7 +257,9 @@ class RiskSection(_Section):
     # Per venue; overrides venues.<v>.staleness_ms.
     staleness_ms: dict[str, int] = msgspec.field(default_factory=dict)
     emergency_allow_reduce_only: bool = True
-    brain_heartbeat_required: bool = False
+    # Unset: true on an external NATS server (nats.url), false on the embedded one (no Brain there);
+    # see brain_heartbeat_required() below.
+    brain_heartbeat_required: bool | None = None
     brain_heartbeat_timeout_ms: int = 5000
 
 
@@ -269,13 +272,17 @@ class RoutingSection(_Section):
     """Weighted router (risk-and-state.md §11)."""
 
     fanout: bool = False
-    weights: dict[str, float] = msgspec.field(default_factory=dict)
+    weights: dict[str, float] | None = None  # unset: no global weights (the fallback list routes)
     per_source: dict[str, SourceRoutingSection] = msgspec.field(default_factory=dict)
 
 
 class ReconcileSection(_Section):
+    """Reconciliation with the venues (risk-and-state.md §17)."""
+
     start_timeout_s: int = 60
     interval_s: int = 60
+    cancel_foreign: bool = False  # true: open orders without our client-id prefix are cancelled
+    not_found_probes: int = 3  # "not found" answers (over >= 5 s) before an UNKNOWN order is terminal
 
 
 class JournalSection(_Section):
@@ -414,8 +421,73 @@ def _apply_env(doc: dict[str, Any], env: Mapping[str, str]) -> None:
         _node(doc, tuple(parts[:-1]))[parts[-1]] = _parse_env_value(value)
 
 
-def _validate(cfg: Config) -> list[str]:
+# Venues an order gateway exists for (routing weights may name only these, and only enabled ones).
+ROUTABLE_VENUES = ("bybit", "binance", "mexc", "paper")
+
+
+def _routing_problems(cfg: Config) -> list[str]:
+    """R50: routing weights that would silently drop or reroute flow (upstream's messages first).
+
+    ``'{n}'`` is ``default`` for ``routing.weights`` and the source for ``routing.per_source.<source>``
+    (upstream's names); each message ends with the key. The fallback lists are not configurable.
+    """
     problems: list[str] = []
+    enabled = cfg.venues_enabled()
+    tables = [("default", "routing.weights", cfg.routing.weights)]
+    tables += [
+        (src, f"routing.per_source.{src}.weights", r.weights) for src, r in cfg.routing.per_source.items()
+    ]
+    for name, key, weights in tables:
+        if weights is None:
+            continue
+        if not weights:
+            problems.append(f"Routing weights for '{name}' cannot be empty ({key})")
+        for venue, weight in weights.items():
+            if not math.isfinite(weight) or weight <= 0:
+                problems.append(
+                    f"Routing weight for '{name}' must be > 0 (exchange: {venue}) ({key}.{venue} = {weight})"
+                )
+            if venue not in ROUTABLE_VENUES:
+                problems.append(
+                    f"Routing weights for '{name}' name unknown venue '{venue}'"
+                    f" ({key}.{venue}; venues: {', '.join(ROUTABLE_VENUES)})"
+                )
+            elif venue not in enabled:
+                problems.append(
+                    f"Routing weights for '{name}' name venue '{venue}', which is not enabled"
+                    f" ({key}.{venue}; venues.{venue}.enabled = false)"
+                )
+    return problems
+
+
+def brain_heartbeat_required(cfg: Config) -> tuple[bool, str]:
+    """``risk.brain_heartbeat_required`` in effect, and why (risk-and-state.md §5).
+
+    An explicit value wins. Unset: true when the engine uses an external NATS server (a configured
+    ``nats.url``: where a Brain publishes ``titan.sys.heartbeat.v1.{service}``), false with the
+    embedded server, which no Brain is attached to (requiring it there would turn every local engine
+    Defensive after ``brain_heartbeat_timeout_ms``).
+    """
+    explicit = cfg.risk.brain_heartbeat_required
+    if explicit is not None:
+        return explicit, "set explicitly"
+    if cfg.nats.url.strip():
+        return True, "unset: the engine uses an external NATS server (nats.url), where the Brain runs"
+    return False, "unset: the embedded NATS server has no Brain attached"
+
+
+def resolved_env(cfg: Config) -> dict[str, str]:
+    """Overrides the supervisor gives its children so they resolve what only it can know.
+
+    Children see the embedded server's address in ``NATS_URL``; they get the heartbeat rule
+    resolved here (from the configuration as the operator wrote it) instead of guessing.
+    """
+    required, _ = brain_heartbeat_required(cfg)
+    return {"TITAN__RISK__BRAIN_HEARTBEAT_REQUIRED": "true" if required else "false"}
+
+
+def _validate(cfg: Config) -> list[str]:
+    problems: list[str] = _routing_problems(cfg)
     for key, value in cfg.supervisor.nice.items():
         if not -20 <= value <= 19:
             problems.append(f"supervisor.nice.{key} must be -20..19 (got {value})")
@@ -446,6 +518,12 @@ def _validate(cfg: Config) -> list[str]:
         problems.append("venues.paper.ack_latency_ms and fill_latency_ms must be ≥ 0")
     if paper.poll_ms <= 0:
         problems.append(f"venues.paper.poll_ms must be > 0 (got {paper.poll_ms})")
+    if cfg.risk.brain_heartbeat_timeout_ms < 100:
+        problems.append(
+            f"risk.brain_heartbeat_timeout_ms must be ≥ 100 (got {cfg.risk.brain_heartbeat_timeout_ms})"
+        )
+    if cfg.reconcile.not_found_probes < 1:
+        problems.append(f"reconcile.not_found_probes must be ≥ 1 (got {cfg.reconcile.not_found_probes})")
     if cfg.engine.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         problems.append(
             f"engine.log_level must be DEBUG/INFO/WARNING/ERROR/CRITICAL (got {cfg.engine.log_level})"
@@ -581,6 +659,7 @@ def masked(cfg: Config) -> dict[str, Any]:
     url = str(raw.get("nats", {}).get("url", ""))
     if "@" in url:  # nats://user:pass@host: keep the host only
         raw["nats"]["url"] = url.split("://", 1)[0] + "://" + MASK + "@" + url.rsplit("@", 1)[1]
+    raw["risk"]["brain_heartbeat_required"] = brain_heartbeat_required(cfg)[0]  # the value in effect
     result: dict[str, Any] = _mask(raw)
     return result
 
@@ -606,6 +685,8 @@ def to_toml(doc: Mapping[str, Any], prefix: str = "") -> str:
     lines: list[str] = []
     tables: list[tuple[str, Mapping[str, Any]]] = []
     for k, v in doc.items():
+        if v is None:
+            continue  # unset (TOML has no null): the key's default applies
         if isinstance(v, dict):
             tables.append((k, v))
         else:

@@ -125,6 +125,7 @@ armed_at_start = true
 
 [risk]
 policy_path = "{PAPER_POLICY}"
+brain_heartbeat_required = false  # no Brain heartbeats reach a test engine, even on an external NATS
 {extra}
 """
     )

@@ -126,6 +126,67 @@ VALID_KEYS = {"TITAN_HMAC_SECRET": "s" * 16}
             "Exchange 'binance' is enabled but API Secret is missing",
         ),
         ("[venues.mexc]\nenabled = true\n", {}, "Exchange 'mexc' is enabled but API Key is missing"),
+        # R50: routing weights (upstream's messages; '{n}' is "default" or the source), each naming its key.
+        (
+            "[routing]\nweights = { paper = 0 }\n",
+            {},
+            "Routing weight for 'default' must be > 0 (exchange: paper)",
+        ),
+        ("[routing]\nweights = { paper = -1.5 }\n", {}, "(routing.weights.paper = -1.5)"),
+        (
+            "[routing]\nweights = { paper = nan }\n",
+            {},
+            "Routing weight for 'default' must be > 0 (exchange: paper)",
+        ),
+        (
+            "[routing]\nweights = { paper = inf }\n",
+            {},
+            "Routing weight for 'default' must be > 0 (exchange: paper)",
+        ),
+        (
+            "[routing.per_source.hunter]\nweights = { paper = 0 }\n",
+            {},
+            "Routing weight for 'hunter' must be > 0 (exchange: paper)"
+            " (routing.per_source.hunter.weights.paper = 0",
+        ),
+        ("[routing]\nweights = {}\n", {}, "Routing weights for 'default' cannot be empty (routing.weights)"),
+        (
+            "[routing.per_source.scavenger]\nweights = {}\n",
+            {},
+            "Routing weights for 'scavenger' cannot be empty (routing.per_source.scavenger.weights)",
+        ),
+        (
+            "[routing]\nweights = { bybt = 1 }\n",
+            {},
+            "Routing weights for 'default' name unknown venue 'bybt' (routing.weights.bybt;",
+        ),
+        (
+            "[routing]\nweights = { Paper = 1 }\n",
+            {},
+            "Routing weights for 'default' name unknown venue 'Paper'",
+        ),
+        (
+            "[routing.per_source.sentinel]\nweights = { paper = 1, kraken = 2 }\n",
+            {},
+            "Routing weights for 'sentinel' name unknown venue 'kraken'"
+            " (routing.per_source.sentinel.weights.kraken;",
+        ),
+        (
+            "[routing]\nweights = { mexc = 1 }\n",
+            {},
+            "Routing weights for 'default' name venue 'mexc', which is not enabled (routing.weights.mexc;",
+        ),
+        (
+            "",
+            {"TITAN__ROUTING__WEIGHTS": "{ paper = 0 }"},
+            "Routing weight for 'default' must be > 0 (exchange: paper)",
+        ),
+        (
+            "[risk]\nbrain_heartbeat_timeout_ms = 0\n",
+            {},
+            "risk.brain_heartbeat_timeout_ms must be ≥ 100 (got 0)",
+        ),
+        ("[reconcile]\nnot_found_probes = 0\n", {}, "reconcile.not_found_probes must be ≥ 1 (got 0)"),
         ("[http]\nprot = 1\n", {}, "Object contains unknown field `prot`"),
         ('[http]\nport = "high"\n', {}, "Expected `int`, got `str` - at `$.http.port`"),
         ("[http\n", {}, "invalid TOML"),

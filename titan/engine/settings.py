@@ -9,7 +9,7 @@ from typing import Final
 
 import msgspec
 
-from titan.config import Config
+from titan.config import Config, brain_heartbeat_required
 from titan.risk.checks import CheckConfig, StalenessConfig
 from titan.risk.policy import RiskPolicy, load_policy
 from titan.routing.router import DEFAULT_FALLBACK, InstrumentMeta, RoutingConfig, SourceRouting
@@ -106,7 +106,7 @@ def settings_from_config(cfg: Config) -> EngineSettings:
     fallback = {src: (*vs, "paper") for src, vs in DEFAULT_FALLBACK.items()}
     routing_cfg = RoutingConfig(
         fanout=routing.fanout,
-        weights={k: Decimal(str(v)) for k, v in routing.weights.items()},
+        weights={k: Decimal(str(v)) for k, v in (routing.weights or {}).items()},
         per_source={
             k: SourceRouting(
                 fanout=v.fanout,
@@ -144,7 +144,7 @@ def settings_from_config(cfg: Config) -> EngineSettings:
         reconcile_venues=frozenset(v for v in venues if v != "paper"),
         reconcile_start_timeout_ms=cfg.reconcile.start_timeout_s * 1000,
         reconcile_interval_ms=cfg.reconcile.interval_s * 1000,
-        heartbeat_required=risk.brain_heartbeat_required,
+        heartbeat_required=brain_heartbeat_required(cfg)[0],
         heartbeat_timeout_ms=risk.brain_heartbeat_timeout_ms,
         drift_action=cfg.drift.action,
         journal_fsync_ms=cfg.journal.fsync_ms,

@@ -29,7 +29,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from titan.config import Config, nice_for, preflight, secret_values, socket_path
+from titan.config import Config, nice_for, preflight, resolved_env, secret_values, socket_path
 from titan.health import BOARD_COUNTERS, SUPERVISOR, SUPERVISOR_SLOTS, CounterWriter
 from titan.metrics import Facts, gather, health_body, render_metrics
 from titan.procs.common import (
@@ -246,6 +246,7 @@ class Supervisor:
         env[ENV_CONFIG] = self.cfg.source_path
         env[ENV_PREFIX] = self.prefix
         env["NATS_URL"] = self.nats_url
+        env.update(resolved_env(self.cfg))  # children see the embedded server's URL as configured
         env["PYTHONUNBUFFERED"] = "1"
         env.update(self.sim_env)
         return env
