@@ -97,7 +97,13 @@ class Rig:
     """One gateway process and the shared memory it attaches to; the test is its core."""
 
     def __init__(
-        self, tmp: Path, venue: str, sim: SimServer, read_timeout_s: float = 1.0, private_stream: bool = True
+        self,
+        tmp: Path,
+        venue: str,
+        sim: SimServer,
+        read_timeout_s: float = 1.0,
+        private_stream: bool = True,
+        extra: str = "",
     ) -> None:
         self.private_stream = private_stream
         self.tmp = tmp
@@ -118,6 +124,7 @@ slot_size = 1024
 [venues.paper]
 enabled = false
 {venue_toml(venue, sim, read_timeout_s, private_stream)}
+{extra}
 """
         )
         cfg = load_config(self.cfg_path, env={})
@@ -318,8 +325,10 @@ RigFactory = Callable[..., Rig]
 def make_rig(tmp_path: Path) -> Any:
     rigs: list[Rig] = []
 
-    def factory(venue: str, sim: SimServer, read_timeout_s: float = 1.0, private_stream: bool = True) -> Rig:
-        rig = Rig(tmp_path, venue, sim, read_timeout_s, private_stream)
+    def factory(
+        venue: str, sim: SimServer, read_timeout_s: float = 1.0, private_stream: bool = True, extra: str = ""
+    ) -> Rig:
+        rig = Rig(tmp_path, venue, sim, read_timeout_s, private_stream, extra)
         rigs.append(rig)
         rig.start()
         return rig

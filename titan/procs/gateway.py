@@ -202,7 +202,7 @@ async def run_venue(ctx: ChildContext, venue: str) -> None:
         loop.add_signal_handler(signum, stop.set)
 
     limiter = SharedLimiter.open(bucket_segment_name(ctx.layout.prefix, venue), venue, time.monotonic_ns())
-    service = GatewayService(make_driver(ctx.cfg, venue), limiter, emit, ctx.log)
+    service = GatewayService(make_driver(ctx.cfg, venue), limiter, emit, ctx.log, reconcile=ctx.cfg.reconcile)
     starter = asyncio.create_task(service.start())
     ctx.set_state(ProcState.READY)  # orders before the venue session is up are answered FAILED
     next_beat = 0

@@ -17,6 +17,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from decimal import Decimal
 from typing import Any
 
+from titan.config import ReconcileSection
 from titan.messages import (
     DENIED,
     FAILED,
@@ -30,6 +31,7 @@ from titan.messages import (
     VenueStatus,
 )
 from titan.risk.buckets import RequestKind
+from titan.routing.coid import is_our_coid
 from titan.symbols import venue_symbol
 from titan.venues.common.adapter import StreamEvent
 from titan.venues.common.cooldown import VenueCooldown
@@ -99,6 +101,7 @@ class GatewayService:
         emit: Emit,
         log: logging.Logger | None = None,
         resolver: UnknownOrderResolver | None = None,
+        reconcile: ReconcileSection | None = None,
     ) -> None:
         self.driver = driver
         self.venue = driver.venue
@@ -107,7 +110,10 @@ class GatewayService:
         self.log = log or logging.getLogger(f"titan.gateway.{self.venue}")
         self.tracker = OrderTracker(self.venue)
         self.cooldown = VenueCooldown()
-        self.resolver = resolver or UnknownOrderResolver()
+        settings = reconcile or ReconcileSection()
+        # risk-and-state.md §13/§17: "not found" is terminal after reconcile.not_found_probes answers.
+        self.resolver = resolver or UnknownOrderResolver(probes_required=settings.not_found_probes)
+        self.cancel_foreign = settings.cancel_foreign  # §17: foreign open orders cancelled, not only reported
         self.session = "DOWN"
         self.private_stream = "DOWN"
         self.started = asyncio.Event()
@@ -460,6 +466,7 @@ class GatewayService:
             for state in open_orders:
                 if state.client_order_id and self.tracker.get(state.client_order_id) is None:
                     self.emit_all(self.tracker.on_state(state, local_ms()))
+            open_orders = await self._foreign_orders(open_orders)
             positions = await self.driver.positions()
             balances = await self.driver.balance()
         except (SendFailed, VenueCallError) as exc:
@@ -487,6 +494,56 @@ class GatewayService:
                 balance=plain(balance) if balance is not None else None,
             )
         )
+
+    async def _foreign_orders(self, open_orders: list[VenueOrderState]) -> list[VenueOrderState]:
+        """Open orders without our client-id prefix: reported (in the snapshot); cancelled as well
+        under ``reconcile.cancel_foreign``, each then reported as the venue shows it after the cancel.
+
+        A foreign order without a client id cannot be cancelled (orders are cancelled by client id
+        only); it is reported and left. A cancel that fails is logged; the next reconciliation retries.
+        """
+        foreign = [s for s in open_orders if not is_our_coid(s.client_order_id)]
+        if not foreign:
+            return open_orders
+        if not self.cancel_foreign:
+            for s in foreign:
+                self.log.warning(
+                    "%s: foreign open order %s (%s, venue id %s) reported, left alone"
+                    " (reconcile.cancel_foreign = false)",
+                    self.venue,
+                    s.client_order_id or "<no client id>",
+                    s.venue_symbol,
+                    s.venue_order_id,
+                )
+            return open_orders
+        after: dict[int, VenueOrderState] = {}
+        for s in foreign:
+            label = f"{s.client_order_id or '<no client id>'} ({s.venue_symbol}, venue id {s.venue_order_id})"
+            if not s.client_order_id:
+                self.log.warning(
+                    "%s: foreign open order %s has no client id: cannot cancel, left alone", self.venue, label
+                )
+                continue
+            if self._acquire(RequestKind.CANCEL) is not None or not self.cooldown.may_cancel(local_ms()):
+                self.log.warning(
+                    "%s: foreign open order %s not cancelled now (rate limited)", self.venue, label
+                )
+                continue
+            outcome = await self.driver.cancel(s.venue_symbol, s.client_order_id)
+            self._on_outcome(outcome)
+            if outcome.kind not in (OutcomeKind.ACK, OutcomeKind.NOT_FOUND):
+                self.log.warning(
+                    "%s: cancelling foreign order %s failed: %s", self.venue, label, outcome.message
+                )
+                continue
+            self.log.warning(
+                "%s: foreign open order %s cancelled (reconcile.cancel_foreign = true)", self.venue, label
+            )
+            result = await self.driver.query(s.venue_symbol, s.client_order_id)
+            self._on_outcome(result.outcome)
+            if result.state is not None:
+                after[id(s)] = result.state
+        return [after.get(id(s), s) for s in open_orders]
 
     async def _find_symbol(self, coid: str, symbols: Sequence[str]) -> str:
         """A coid core knows but this process does not (restarted): try each requested symbol."""
