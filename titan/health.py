@@ -88,6 +88,8 @@ CORE_SLOTS: Final[dict[str, int]] = {
     "replies_total": 6,
     "positions": 7,  # symbols with a non-zero position
     "accepting": 8,  # 1 when core takes intents (replayed and reconciled)
+    "drift_events": 9,  # drift events published (counter; risk-and-state.md §16)
+    "conflicting_fills": 10,  # conflicting duplicate fills dropped (counter; R5)
     # 16 + k: 1 while venue k (order of Layout.venues) is ready, 24 + k: 1 while it reconciles.
 }
 CORE_VENUE_READY_BASE: Final = 16
@@ -102,6 +104,7 @@ GATEWAY_SLOTS: Final[dict[str, int]] = {
     "rejected": 6,
     "unknown": 7,
     "canceled": 8,
+    "conflicting_fills": 9,  # duplicates of a reported trade id with another quantity, dropped (R5)
 }
 ORDER_OUTCOMES: Final = ("filled", "rejected", "unknown", "canceled")
 # Bridge: defined by titan/procs/bridge.py (its module docstring); mirrored here for the readers.

@@ -187,6 +187,11 @@ FAILED = "FAILED"  # not sent: local error before anything left the process
 UNKNOWN = "UNKNOWN"  # sent, outcome unknown (timeout, 5xx, disconnect): resolved by query
 CANCELED = "CANCELED"
 EXPIRED = "EXPIRED"
+# The gateway dropped an execution whose trade id it had already reported with another quantity
+# (risk-and-state.md §13, R5): ``trade_id``/``qty``/``price``/``fee`` are the dropped execution's,
+# ``cum_qty`` is the quantity reported (and applied) first. core never applies it: it publishes a
+# drift event. A core that does not know the kind counts it as an illegal report and ignores it.
+FILL_CONFLICT = "FILL_CONFLICT"
 
 
 class VenueReport(msgspec.Struct, tag="rpt", array_like=True, gc=False, omit_defaults=True):

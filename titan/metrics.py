@@ -223,6 +223,7 @@ def health_body(facts: Facts) -> tuple[int, dict[str, Any]]:
             "rate_limited": named["limited_until_ms"] > facts.wall_ms,
             "reconciling": bool(named["reconciling"]) or bool(cv.get("reconciling")),
             "orders": {k: named[k] for k in ("orders_sent", *ORDER_OUTCOMES)},
+            "conflicting_fills": named["conflicting_fills"],
         }
     marketdata = [
         {
@@ -386,6 +387,11 @@ def _core_metrics(f: Facts) -> Iterator[Metric]:
     intents = CounterMetricFamily("titan_execution_intents", "Intents accepted by core")
     intents.add_metric([], c[CORE_SLOTS["intents_total"]])
     yield intents
+    drift = CounterMetricFamily(
+        "titan_reconciliation_drift_detected", "Drift events published by core (risk-and-state.md §16)"
+    )
+    drift.add_metric([], c[CORE_SLOTS["drift_events"]])
+    yield drift
     rej = CounterMetricFamily(
         "titan_execution_rejections", "Intents denied or rejected, by reason code", labels=["reason"]
     )
@@ -410,6 +416,11 @@ def _venue_metrics(f: Facts) -> Iterator[Metric]:
     reconciling = GaugeMetricFamily(
         "titan_execution_venue_reconciling", "1 while the venue is reconciling", labels=["venue"]
     )
+    conflicting = CounterMetricFamily(
+        "titan_execution_conflicting_fills",
+        "Duplicate fills with a known trade id and another quantity, dropped by the gateway (R5)",
+        labels=["venue"],
+    )
     core = f.proc("core")
     for k, v in enumerate(f.venues):
         g = f.proc(f"gateway.{v}")
@@ -419,13 +430,14 @@ def _venue_metrics(f: Facts) -> Iterator[Metric]:
         orders.add_metric([v, "sent"], named["orders_sent"])
         for outcome in ORDER_OUTCOMES:
             orders.add_metric([v, outcome], named[outcome])
+        conflicting.add_metric([v], named["conflicting_fills"])
         session.add_metric([v], named["session_up"])
         limited.add_metric([v], 1.0 if named["limited_until_ms"] > f.wall_ms else 0.0)
         rec = named["reconciling"] or (
             core is not None and k < 8 and core.counters[CORE_VENUE_RECONCILING_BASE + k]
         )
         reconciling.add_metric([v], 1.0 if rec else 0.0)
-    yield from (orders, session, limited, reconciling)
+    yield from (orders, session, limited, reconciling, conflicting)
     md_age = GaugeMetricFamily(
         "titan_execution_marketdata_age_seconds", "Age of the latest quote", labels=["venue", "symbol"]
     )

@@ -80,7 +80,8 @@ def test_binance_trade_without_client_id_attaches_by_venue_order_id() -> None:
 def test_R5_conflicting_duplicate_dropped_and_counted() -> None:
     tracker = sent_tracker()
     tracker.on_fill(fill(9, "0.3"))
-    assert tracker.on_fill(fill(9, "0.5")) == []
+    (conflict,) = tracker.on_fill(fill(9, "0.5"))  # dropped: told to core as FILL_CONFLICT, never a FILL
+    assert conflict.kind == "FILL_CONFLICT" and (conflict.qty, conflict.cum_qty) == ("0.5", "0.3")
     assert tracker.duplicate_fills == 1 and tracker.conflicting_fills == 1
 
 

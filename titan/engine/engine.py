@@ -35,7 +35,7 @@ from titan.engine.events import (
 )
 from titan.engine.ports import Clock, FlagFiles, Journal, Outbox, Quote, Quotes
 from titan.engine.settings import EngineSettings
-from titan.events.payloads import DlqEvent, RejectEvent, ShadowFillEvent
+from titan.events.payloads import DlqEvent, DriftEvent, RejectEvent, ShadowFillEvent
 from titan.messages import (
     ACK,
     CANCELED,
@@ -43,6 +43,7 @@ from titan.messages import (
     EXPIRED,
     FAILED,
     FILL,
+    FILL_CONFLICT,
     REJECTED,
     UNKNOWN,
     Abort,
@@ -115,6 +116,10 @@ RECONCILE_ANSWER_NS: Final = 10_000_000_000
 # (nats.md §9.6 asks for it "after each fill"; a burst of fills gets one event at the window's end).
 EXPOSURE_COALESCE_NS: Final = 100_000_000
 DAY_MS: Final = 86_400_000
+# Quantities of the latest applied fills by (venue, trade id): a repeat of one of them with another
+# quantity is a conflicting duplicate (R5). The shadow's dedupe keeps ids only; conflicts come from
+# stream replays and re-fetches soon after the fill, so the latest ones are enough.
+FILL_QTY_KEPT: Final = 16_384
 _NO_METAS: Final[Mapping[str, InstrumentMeta]] = MappingProxyType({})
 _NO_COOLDOWNS: Final[Mapping[str, int]] = MappingProxyType({})
 _NO_VENUES: Final[frozenset[str]] = frozenset()
@@ -162,6 +167,8 @@ class Counters(msgspec.Struct, gc=False):
     full_rechecks: int = 0  # CONFIRMs whose PREPARE approval could not be reused
     illegal_reports: int = 0
     foreign_orders: int = 0
+    drift_events: int = 0  # drift events published (titan_reconciliation_drift_detected_total)
+    conflicting_fills: int = 0  # conflicting duplicate fills dropped (same trade id, other qty; R5)
 
 
 class Engine:
@@ -210,6 +217,7 @@ class Engine:
         self.next_exposure_ns = 0
         self._venue_symbols: dict[tuple[str, str], str] = {}
         self._confirm_tickers: Mapping[str, Quote] = _NO_TICKERS  # rows CONFIRM just read
+        self.fill_qty: dict[tuple[str, str], Decimal] = {}  # latest FILL_QTY_KEPT applied fills
 
     # --- start ----------------------------------------------------------------------------------
 
@@ -218,6 +226,8 @@ class Engine:
         n = 0
         for entry in entries:
             self.state.apply_entry(entry)
+            if isinstance(entry.record, FillRecord):
+                self._remember_fill(entry.record.fill)
             n += 1
         return n
 
@@ -328,6 +338,7 @@ class Engine:
                     )
             elif isinstance(record, FillRecord) and effect is not None and effect.applied:
                 fill = record.fill
+                self._remember_fill(fill)
                 last_fills[fill.client_order_id] = (fill.qty, fill.price)
                 self.out.event(fill_event(fill, leg, accepted, None, t_ms))
                 for trade in effect.trades:
@@ -1043,6 +1054,8 @@ class Engine:
         if leg is None:
             if rep.kind == FILL:
                 self._late_fill(rep, now_ms, now_ns)
+            elif rep.kind == FILL_CONFLICT:
+                self._reported_conflict(rep, None, now_ms)
             return
         tracked = self.state.intents.get(leg.signal_id)
         accepted = tracked.accepted if tracked is not None else None
@@ -1052,7 +1065,10 @@ class Engine:
         else:
             to = _REPORT_STATE.get(rep.kind)
             if to is None:
-                self.counters.illegal_reports += 1
+                if rep.kind == FILL_CONFLICT:
+                    self._reported_conflict(rep, leg, now_ms)
+                else:
+                    self.counters.illegal_reports += 1
                 return
             current = S.SENT if via_sent else leg.fsm.state
             if current is to and to is not S.PARTIAL_FILL:
@@ -1156,11 +1172,14 @@ class Engine:
             self.counters.illegal_reports += 1
             return
         if (fill.venue, fill.trade_id) in self.state.shadow.seen_trades:
-            return  # the same execution again: (venue, trade id) dedupe
+            # The same execution again: (venue, trade id) dedupe; with another quantity, a conflict.
+            self._repeated_fill(fill, leg.signal_id, leg.fsm.symbol, now_ms)
+            return
         state_before = S.SENT if via_sent else leg.fsm.state
         effect = self._record(FillRecord(fill), now_ms, now_ns)
         if effect is None or not effect.applied:
             return
+        self._remember_fill(fill)
         to = S.FILLED if leg.filled_qty >= leg.qty else S.PARTIAL_FILL
         reconciled = to not in _legal(state_before)
         if reconciled:
@@ -1172,7 +1191,7 @@ class Engine:
         # Both records are journaled: answer the waiting CONFIRM first, then publish the events.
         self._maybe_reply(leg.signal_id, rep)
         if reconciled:
-            self.out.event(
+            self._drift(
                 drift_event(
                     leg.signal_id,
                     leg.fsm.symbol,
@@ -1213,7 +1232,7 @@ class Engine:
                 self.s.drift_latency_budget_ms,
                 self.s.drift_spread_bps,
             ):
-                self.out.event(
+                self._drift(
                     drift_event(
                         report.signal_id,
                         report.symbol,
@@ -1279,14 +1298,68 @@ class Engine:
             )
         except ArithmeticError:
             return
-        if fill.qty <= 0 or (fill.venue, fill.trade_id) in self.state.shadow.seen_trades:
+        if fill.qty <= 0:
+            return
+        if (fill.venue, fill.trade_id) in self.state.shadow.seen_trades:
+            self._repeated_fill(fill, gone.signal_id, gone.symbol, now_ms)
             return
         effect = self._record(FillRecord(fill), now_ms, now_ns)
         if effect is not None and effect.applied:
-            self.out.event(
+            self._remember_fill(fill)
+            self._drift(
                 drift_event(gone.signal_id, gone.symbol, gone.venue, "ClassPPosition", ZERO, fill.qty, now_ms)
             )
             self._after_fill(fill, effect, None, None, rep, now_ms, now_ns)
+
+    # --- drift and conflicting duplicates (risk-and-state.md §16, R5) ----------------------------
+
+    def _drift(self, event: DriftEvent) -> None:
+        """Publish a drift event and count it (``titan_reconciliation_drift_detected_total``)."""
+        self.counters.drift_events += 1
+        self.out.event(event)
+
+    def _remember_fill(self, fill: Fill) -> None:
+        known = self.fill_qty
+        known[(fill.venue, fill.trade_id)] = fill.qty
+        if len(known) > FILL_QTY_KEPT:
+            del known[next(iter(known))]
+
+    def _repeated_fill(self, fill: Fill, signal_id: str, symbol: str, now_ms: int) -> None:
+        """An execution core already applied: dropped; a drift event when its quantity differs (R5)."""
+        kept = self.fill_qty.get((fill.venue, fill.trade_id))
+        if kept is None or kept == fill.qty:
+            return  # an exact repeat (or too old to compare): nothing new
+        log.warning(
+            "conflicting duplicate fill dropped: venue %s trade %s order %s: qty %s applied, this one %s",
+            fill.venue,
+            fill.trade_id,
+            fill.client_order_id,
+            plain(kept),
+            plain(fill.qty),
+        )
+        self._conflict(signal_id, symbol, fill.venue, kept, fill.qty, now_ms)
+
+    def _reported_conflict(self, rep: VenueReport, leg: TrackedLeg | None, now_ms: int) -> None:
+        """The gateway dropped a conflicting duplicate (it logged it): count it, publish drift (R5)."""
+        if leg is not None:
+            signal_id, symbol = leg.signal_id, leg.fsm.symbol
+        elif (gone := self.state.finished_legs.get(rep.coid)) is not None:
+            signal_id, symbol = gone.signal_id, gone.symbol
+        else:
+            signal_id, symbol = "", ""
+        try:
+            dropped = Decimal(rep.qty)
+            kept = self.fill_qty.get((rep.venue, rep.trade_id)) or Decimal(rep.cum_qty or "0")
+        except ArithmeticError:
+            self.counters.illegal_reports += 1
+            return
+        self._conflict(signal_id, symbol, rep.venue, kept, dropped, now_ms)
+
+    def _conflict(
+        self, signal_id: str, symbol: str, venue: str, kept: Decimal, dropped: Decimal, now_ms: int
+    ) -> None:
+        self.counters.conflicting_fills += 1
+        self._drift(drift_event(signal_id, symbol, venue, "ClassPPosition", kept, dropped, now_ms))
 
     def _maybe_reply(self, sid: str, rep: VenueReport | None) -> None:
         pending = self.pending.get(sid)
@@ -1384,7 +1457,7 @@ class Engine:
                 if effect is not None and effect.applied:
                     self._after_fill(fill, effect, None, None, None, now_ms, now_ns)
             if report is not None:
-                self.out.event(
+                self._drift(
                     drift_event("", symbol, venue, "ClassPPosition", report.expected, report.actual, now_ms)
                 )
         if snap.balance is not None:

@@ -364,6 +364,11 @@ class BoardPublisher:
         w.add(CORE_SLOTS["replies_total"], e.counters.replies - self.reported.get("replies", 0))
         self.reported["intents"] = e.counters.intents_accepted
         self.reported["replies"] = e.counters.replies
+        w.add(CORE_SLOTS["drift_events"], e.counters.drift_events - self.reported.get("drift", 0))
+        conflicts = e.counters.conflicting_fills
+        w.add(CORE_SLOTS["conflicting_fills"], conflicts - self.reported.get("conflicts", 0))
+        self.reported["drift"] = e.counters.drift_events
+        self.reported["conflicts"] = conflicts
         for k, venue in enumerate(self.venues[:8]):
             w.set(CORE_VENUE_READY_BASE + k, int(venue in e.reconciled_once and venue not in e.reconciling))
             w.set(CORE_VENUE_RECONCILING_BASE + k, int(venue in e.reconciling))

@@ -46,6 +46,7 @@ from titan.messages import (
     EXPIRED,
     FAILED,
     FILL,
+    FILL_CONFLICT,
     REJECTED,
     UNKNOWN,
     CancelRequest,
@@ -79,6 +80,7 @@ _OUTCOME_CELL = {
     UNKNOWN: GATEWAY_SLOTS["unknown"],
     CANCELED: GATEWAY_SLOTS["canceled"],
     EXPIRED: GATEWAY_SLOTS["canceled"],
+    FILL_CONFLICT: GATEWAY_SLOTS["conflicting_fills"],  # a conflicting duplicate dropped (R5)
 }
 AWAITING_MAX = 100_000  # orders awaiting their first answer, remembered for the venue latency
 

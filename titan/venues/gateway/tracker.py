@@ -6,7 +6,9 @@ execution messages, queries by client id, reconciliation fetches) goes through o
 expects:
 
 * one FILL per venue execution, deduplicated by (venue symbol, trade id) — a replayed or
-  duplicated stream message never reaches core twice from this process;
+  duplicated stream message never reaches core twice from this process; a *conflicting* duplicate
+  (same trade id, another quantity) is dropped too, logged once as a warning and told to core as
+  one FILL_CONFLICT report (core publishes a drift event, R5);
 * an ACK only while nothing further is known (a fill that came before the REST ack wins, R4);
 * a terminal CANCELED / EXPIRED only after the fills it includes were reported, so core never sees
   "canceled" followed by a fill of the same order (R3). While the fills are missing the order is
@@ -15,18 +17,22 @@ expects:
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
 from decimal import Decimal
 
 import msgspec
 
-from titan.messages import ACK, CANCELED, EXPIRED, FILL, REJECTED, UNKNOWN, VenueReport
+from titan.messages import ACK, CANCELED, EXPIRED, FILL, FILL_CONFLICT, REJECTED, UNKNOWN, VenueReport
 from titan.venues.common.decimals import plain
 from titan.venues.common.types import OrderState, VenueFill, VenueOrderState
 
+log = logging.getLogger(__name__)
+
 ZERO = Decimal(0)
 DEFAULT_DEDUPE_CAPACITY = 200_000
+CONFLICTS_KEPT = 10_000  # conflicts already reported: the same one repeated is not reported again
 
 _TERMINAL_REPORT: dict[OrderState, str] = {
     OrderState.CANCELED: CANCELED,
@@ -58,8 +64,9 @@ class OrderTracker:
         self._by_venue_id: dict[str, str] = {}
         self._seen: OrderedDict[tuple[str, str], Decimal] = OrderedDict()
         self._dedupe_capacity = dedupe_capacity
+        self._conflicts: OrderedDict[tuple[str, str, Decimal], None] = OrderedDict()
         self.duplicate_fills = 0
-        self.conflicting_fills = 0
+        self.conflicting_fills = 0  # distinct (trade, quantity) conflicts, each reported once
 
     # ------------------------------------------------------------------ lookups
     def get(self, coid: str) -> TrackedOrder | None:
@@ -186,7 +193,7 @@ class OrderTracker:
         if seen is not None:
             self.duplicate_fills += 1
             if seen != fill.qty:
-                self.conflicting_fills += 1  # same trade id, different size: keep the first (R5)
+                return self._conflict(fill, coid, seen)
             return []
         if not coid:
             return [
@@ -235,6 +242,49 @@ class OrderTracker:
             elif order.qty > 0 and order.cum_qty >= order.qty:
                 order.terminal = FILL
         return out
+
+    def _conflict(self, fill: VenueFill, coid: str, kept: Decimal) -> list[VenueReport]:
+        """Same trade id, another quantity: keep the first, warn and tell core once per such pair (R5)."""
+        conflict = (fill.venue_symbol, fill.trade_id, fill.qty)
+        if conflict in self._conflicts:
+            return []
+        self._conflicts[conflict] = None
+        if len(self._conflicts) > CONFLICTS_KEPT:
+            self._conflicts.popitem(last=False)
+        self.conflicting_fills += 1
+        log.warning(
+            "conflicting duplicate fill dropped: venue %s symbol %s trade %s order %s: qty %s applied, "
+            "this one says qty %s (price %s)",
+            self.venue,
+            fill.venue_symbol,
+            fill.trade_id,
+            coid or fill.venue_order_id,
+            plain(kept),
+            plain(fill.qty),
+            plain(fill.price),
+        )
+        order = self.orders.get(coid) if coid else None
+        return [
+            VenueReport(
+                coid=coid,
+                venue=self.venue,
+                kind=FILL_CONFLICT,
+                venue_order_id=fill.venue_order_id or (order.venue_order_id if order else ""),
+                trade_id=fill.trade_id,
+                qty=plain(fill.qty),
+                price=plain(fill.price),
+                fee=plain(fill.fee),
+                fee_asset=fill.fee_asset,
+                is_maker=fill.is_maker,
+                cum_qty=plain(kept),
+                t_exchange_ms=fill.exchange_time_ms,
+                message=f"conflicting duplicate of trade {fill.trade_id}: qty {plain(kept)} applied, "
+                f"{plain(fill.qty)} dropped",
+                t_order_out=order.t_order_out if order else 0,
+                t_gw_in=order.t_gw_in if order else 0,
+                t_gw_out=time.monotonic_ns(),
+            )
+        ]
 
     def on_gone(self, coid: str) -> list[VenueReport]:
         """The probe rule confirmed the order never existed (R9)."""

@@ -16,7 +16,7 @@ from aiohttp import WSCloseCode, web
 
 from titan.venues.sim.config import SimConfig, SimInstrument
 from titan.venues.sim.engine import EngineEvent, FillEvent, MatchingEngine, NewOrder, Order, Reject
-from titan.venues.sim.faults import Faults, patch_faults
+from titan.venues.sim.faults import Faults, patch_faults, scale_fill_qty
 from titan.venues.sim.prices import Quote
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -236,12 +236,18 @@ class VenueSim:
     def fill_topics(self) -> set[str]:
         return set()
 
+    # The quantity fields of this venue's fill pushes (fault ``replay_fills_qty_factor``).
+    FILL_QTY_KEYS: frozenset[str] = frozenset()
+
     async def replay_fills(self, conn: PrivateConn) -> None:
         """Fault ``replay_fills_on_connect``: resend this account's past fill pushes (R5)."""
         if not self.faults.replay_fills_on_connect or conn.api_key is None:
             return
+        factor = self.faults.replay_fills_qty_factor
         for topic, frame in list(self._fill_history.get(conn.api_key, ())):
             if topic in conn.topics or "*" in conn.topics:
+                if factor is not None:
+                    frame = scale_fill_qty(frame, self.FILL_QTY_KEYS, factor)
                 with contextlib.suppress(ConnectionError, RuntimeError):
                     await conn.ws.send_str(frame.decode())
 

@@ -629,6 +629,8 @@ class BinanceSim(VenueSim):
     def fill_topics(self) -> set[str]:
         return {"ORDER_TRADE_UPDATE"}
 
+    FILL_QTY_KEYS = frozenset({"l"})  # this trade's quantity ("z", the order's cumulative, unchanged)
+
     def private_messages(self, events: list[EngineEvent]) -> list[tuple[str, str, bytes]]:
         out: list[tuple[str, str, bytes]] = []
         for ev in events:

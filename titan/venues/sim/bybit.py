@@ -482,6 +482,8 @@ class BybitSim(VenueSim):
     def fill_topics(self) -> set[str]:
         return {"execution", "execution.fast"}
 
+    FILL_QTY_KEYS = frozenset({"execQty"})
+
     def _next_id(self) -> str:
         self._msg_id += 1
         return f"sim-{self._msg_id}"

@@ -18,6 +18,7 @@ class Faults(msgspec.Struct, kw_only=True):
     unknown_5xx_executes: bool = True  # ... and whether the order was really placed behind it
     duplicate_fills: bool = False  # every fill pushed twice on the private stream
     replay_fills_on_connect: bool = False  # a (re)authenticated private stream first gets past fills again
+    replay_fills_qty_factor: Decimal | None = None  # ... with each quantity times this: conflicting (R5)
     reorder_pushes: bool = False  # private messages of one order pushed in reverse order
     fill_before_ack: bool = False  # private order/fill pushes sent before the REST response
     frozen_symbols: list[str] = msgspec.field(default_factory=list)  # canonical; socket stays open
@@ -38,6 +39,29 @@ def patch_faults(current: Faults, patch: dict[str, Any]) -> Faults:
     merged: dict[str, Any] = msgspec.to_builtins(current)
     merged.update(patch)
     return msgspec.convert(merged, Faults, strict=False)
+
+
+def scale_fill_qty(frame: bytes, keys: frozenset[str], factor: Decimal) -> bytes:
+    """A fill push whose quantity fields (``keys``, at any depth) are multiplied by ``factor``: the same
+    trade id with another quantity, a conflicting duplicate (fault ``replay_fills_qty_factor``, R5)."""
+
+    def scale(value: Any) -> Any:
+        if isinstance(value, str):
+            return str(Decimal(value) * factor)
+        if isinstance(value, int):
+            return int(value * factor)
+        if isinstance(value, float):
+            return float(Decimal(str(value)) * factor)
+        return value
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: scale(v) if k in keys else walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return msgspec.json.encode(walk(msgspec.json.decode(frame)))
 
 
 class RollingWindow:

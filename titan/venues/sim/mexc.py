@@ -467,6 +467,8 @@ class MexcSim(VenueSim):
     def fill_topics(self) -> set[str]:
         return {"push.personal.order.deal"}
 
+    FILL_QTY_KEYS = frozenset({"vol"})
+
     def private_messages(self, events: list[EngineEvent]) -> list[tuple[str, str, bytes]]:
         out: list[tuple[str, str, bytes]] = []
         for ev in events:
