@@ -978,6 +978,9 @@ class Engine:
                 now_ms,
                 now_ns,
             )
+            # Every order state change is reported (nats.md §9.2; seq gapless), as resume() does.
+            tracked = self.state.intents.get(leg.signal_id)
+            self._emit_reports(leg, tracked.accepted if tracked is not None else None, False, None, now_ms)
             self.out.order(
                 leg.venue,
                 CancelRequest(
