@@ -204,3 +204,16 @@ def test_drift_and_conflicts_are_counted_on_the_board_health_and_metrics(board: 
     assert body["core"]["drift_events"] == 1 and body["core"]["conflicting_fills"] == 1
     m = metric_samples(render_metrics(facts).decode())
     assert m["titan_reconciliation_drift_detected_total"] == 1
+
+
+def test_applied_fill_quantities_kept_are_bounded_oldest_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    from titan.engine import engine as engine_module
+    from titan.state.shadow import Fill
+
+    monkeypatch.setattr(engine_module, "FILL_QTY_KEPT", 3)
+    rig = Rig()
+    for i in range(5):
+        rig.engine._remember_fill(Fill("main", "paper", "BTC/USDT", 1, D(i + 1), D(1), D(0), f"t{i}", 0))
+    rig.engine._remember_fill(Fill("main", "paper", "BTC/USDT", 1, D(9), D(1), D(0), "t3", 0))  # known key
+    assert list(rig.engine.fill_qty) == [("paper", "t2"), ("paper", "t3"), ("paper", "t4")]
+    assert rig.engine.fill_qty[("paper", "t3")] == D(9) and len(rig.engine._fill_qty_order) == 3

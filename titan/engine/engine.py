@@ -218,6 +218,7 @@ class Engine:
         self._venue_symbols: dict[tuple[str, str], str] = {}
         self._confirm_tickers: Mapping[str, Quote] = _NO_TICKERS  # rows CONFIRM just read
         self.fill_qty: dict[tuple[str, str], Decimal] = {}  # latest FILL_QTY_KEPT applied fills
+        self._fill_qty_order: deque[tuple[str, str]] = deque()  # their keys, oldest first
 
     # --- start ----------------------------------------------------------------------------------
 
@@ -1322,10 +1323,16 @@ class Engine:
         self.out.event(event)
 
     def _remember_fill(self, fill: Fill) -> None:
+        # A deque of keys, not next(iter(dict)): that scans every slot deleted at the front (O(n)).
+        key = (fill.venue, fill.trade_id)
         known = self.fill_qty
-        known[(fill.venue, fill.trade_id)] = fill.qty
-        if len(known) > FILL_QTY_KEPT:
-            del known[next(iter(known))]
+        n = len(known)
+        known[key] = fill.qty
+        if len(known) != n:  # a new key (the usual case: the shadow applies a trade id once)
+            order = self._fill_qty_order
+            order.append(key)
+            if n >= FILL_QTY_KEPT:
+                del known[order.popleft()]
 
     def _repeated_fill(self, fill: Fill, signal_id: str, symbol: str, now_ms: int) -> None:
         """An execution core already applied: dropped; a drift event when its quantity differs (R5)."""
