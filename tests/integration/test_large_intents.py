@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 import nats
+import nats.js.errors
 import pytest
 
 from tests.bridge.conftest import stream_messages
@@ -95,6 +96,9 @@ async def scenario(engine: Engine) -> None:
         old_hash = await poll(
             lambda: _policy_hash(nc), 30, "the engine publishes its policy hash (first truth snapshot)"
         )
+        # The bridge answers requests before it has created its streams: a publish before that
+        # finds no stream (NoStreamResponseError).
+        await poll(lambda: _streams_exist(js), 30, "the engine's streams exist")
         # A policy update of several KiB: the default policy with a long whitelist.
         policy = json.loads((REPO / "config" / "risk_policy.json").read_text())
         policy["symbolWhitelist"] = [*policy["symbolWhitelist"], *(f"PAD{i:04d}/USDT" for i in range(400))]
@@ -140,6 +144,15 @@ async def scenario(engine: Engine) -> None:
         assert info.num_ack_pending == 0 and info.num_pending == 0
     finally:
         await nc.close()
+
+
+async def _streams_exist(js: Any) -> bool:
+    try:
+        for stream in ("TITAN_CMD", "TITAN_EVT", "TITAN_EXECUTION"):
+            await js.stream_info(stream)
+    except nats.js.errors.NotFoundError:
+        return False
+    return True
 
 
 async def _policy_hash(nc: Any) -> str | None:
