@@ -217,3 +217,16 @@ def test_applied_fill_quantities_kept_are_bounded_oldest_first(monkeypatch: pyte
     rig.engine._remember_fill(Fill("main", "paper", "BTC/USDT", 1, D(9), D(1), D(0), "t3", 0))  # known key
     assert list(rig.engine.fill_qty) == [("paper", "t2"), ("paper", "t3"), ("paper", "t4")]
     assert rig.engine.fill_qty[("paper", "t3")] == D(9) and len(rig.engine._fill_qty_order) == 3
+
+
+def test_conflicts_of_one_order_in_one_ms_are_distinct_drift_events_downstream() -> None:
+    from titan.events.payloads import msg_id
+
+    rig = Rig()
+    order = confirmed(rig, "burst", notional="1000")
+    rig.fill(order, qty="0.008", trade="1")
+    rig.fill(order, qty="0.004", trade="2")
+    rig.fill(order, qty="0.016", trade="1")  # a replay burst at 2x: the same ms, the same signal
+    rig.fill(order, qty="0.008", trade="2")
+    ids = [msg_id(d) for d in rig.out.of(DriftEvent)]
+    assert len(ids) == 2 and len(set(ids)) == 2  # JetStream dedupes by Nats-Msg-Id: both must survive

@@ -325,8 +325,9 @@ def msg_id(event: EVENT, instance: str = "") -> str:
             return f"balance:{event.venue}:{event.ts}"
         case ShadowFillEvent():
             return f"shadow:{event.shadow_id}"
-        case DriftEvent():
-            return f"drift:{event.signal_id}:{event.venue}:{event.drift_class}:{event.timestamp}"
+        case DriftEvent():  # with both values: two drifts of one signal in one ms are two events
+            e = event
+            return f"drift:{e.signal_id}:{e.venue}:{e.drift_class}:{e.timestamp}:{e.expected}:{e.actual}"
         case ExposureEvent():
             return ""  # exposure.update is not captured by any stream
     raise TypeError(f"not an event: {type(event).__name__}")
