@@ -1431,7 +1431,9 @@ class Engine:
                 log.warning("adopted our order %s found open on %s", order.coid, venue)
             else:
                 self.counters.foreign_orders += 1
-                log.warning("foreign open order %s on %s (left alone)", order.coid, venue)
+                # The gateway cancels foreign orders itself when reconcile.cancel_foreign is set.
+                what = "cancelled by the gateway" if order.state == "CANCELED" else "left alone"
+                log.warning("foreign open order %s on %s (%s)", order.coid, venue, what)
         venue_sizes = {p.symbol: p for p in snap.positions}
         symbols = set(venue_sizes) | {
             p.symbol for p in self.state.shadow.iter_positions(self.s.account) if p.venue == venue
