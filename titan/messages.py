@@ -169,11 +169,15 @@ class ReconcileRequest(msgspec.Struct, tag="rec", array_like=True, gc=False):
     """
 
     venue: str
-    reason: str  # start | reconnect | periodic | inflight
+    reason: str  # start | reconnect | restart (a gateway came up again) | periodic | retry | inflight
     coids: list[str]  # non-terminal orders core knows (each queried by client id)
     symbols: list[str]  # canonical symbols to fetch fills/positions/open orders for
     fills_since_ms: int  # fetch executions from here (the last known trade time)
     t_core_out: int
+    # coid -> its canonical symbol (core knows each leg's): a gateway that does not track the order
+    # (restarted) queries it there. Added later, with a default: an older request decodes (empty map:
+    # the gateway falls back to trying each of ``symbols``). Not journaled; it lives on the ring only.
+    coid_symbols: dict[str, str] = {}
 
 
 # --- gateway -> core -------------------------------------------------------------------------
@@ -246,6 +250,7 @@ class ReconcileSnapshot(msgspec.Struct, tag="snap", array_like=True, gc=False):
     positions: list[VenuePositionSnapshot]
     balance: str | None  # wallet balance in the settlement asset
     t_gw_out: int
+    gateway_pid: int = 0  # the answering gateway process (0: not given, an older gateway)
 
 
 class VenueStatus(msgspec.Struct, tag="vst", array_like=True, gc=False):
@@ -257,6 +262,9 @@ class VenueStatus(msgspec.Struct, tag="vst", array_like=True, gc=False):
     limited_until_ms: int  # cooldown end (0: none)
     limited_reason: str
     t_gw_out: int
+    # The reporting gateway process (0: not given, an older gateway). Core reconciles a venue whose
+    # private stream comes "UP" in a gateway process that has not answered a reconciliation yet.
+    gateway_pid: int = 0
 
 
 # --- core -> bridge --------------------------------------------------------------------------

@@ -202,6 +202,7 @@ class Engine:
         self.counters = Counters()
         self.reconciling: dict[str, int] = {}  # venue → when its request went out (ns)
         self.reconciled_once: set[str] = set()
+        self.answered_by: dict[str, int] = {}  # venue → pid of the gateway that last reconciled it
         self.cooldown_until_ms: dict[str, int] = {}
         self.supervisor_halt = False
         self.fatal: str | None = None  # set when the engine must stop (reconcile start timeout)
@@ -1391,14 +1392,24 @@ class Engine:
     # --- reconciliation (risk-and-state.md §17) --------------------------------------------------
 
     def _request_reconcile(self, venue: str, reason: str, now_ns: int) -> None:
-        coids = sorted(c for c, leg in self.state.legs.items() if leg.venue == venue and not leg.fsm.terminal)
+        legs = sorted(
+            (c, leg.fsm.symbol)
+            for c, leg in self.state.legs.items()
+            if leg.venue == venue and not leg.fsm.terminal
+        )
         symbols = sorted(self.s.instruments)
         self.reconciling[venue] = now_ns + RECONCILE_ANSWER_NS  # ask again if no answer by then
         self.epoch += 1
         self.out.order(
             venue,
             ReconcileRequest(
-                venue, reason, coids, symbols, self.state.last_fill_ms.get(venue, 0), self.clock.mono_ns()
+                venue,
+                reason,
+                [c for c, _ in legs],
+                symbols,
+                self.state.last_fill_ms.get(venue, 0),
+                self.clock.mono_ns(),
+                coid_symbols={c: s for c, s in legs if s},  # a restarted gateway queries each there
             ),
         )
 
@@ -1408,11 +1419,26 @@ class Engine:
             self.cooldown_until_ms[st.venue] = st.limited_until_ms
         else:
             self.cooldown_until_ms.pop(st.venue, None)
-        if st.private_stream == "RECONNECTED" and st.venue in self.s.reconcile_venues:
+        if st.venue not in self.s.reconcile_venues:
+            return
+        if st.private_stream == "RECONNECTED":
             self._request_reconcile(st.venue, "reconnect", now_ns)
+        elif (
+            st.private_stream == "UP"
+            and st.gateway_pid
+            and st.venue not in self.reconciling
+            and self.answered_by.get(st.venue) != st.gateway_pid
+        ):
+            # A gateway process whose private stream is up and that has not answered a
+            # reconciliation: a restarted gateway, which does not know what the killed one had in
+            # flight. Reconcile now (not at the next periodic run). Not doubled: a reconciliation in
+            # flight (core's start) is answered by it, or asked again if the killed one took it.
+            self._request_reconcile(st.venue, "restart", now_ns)
 
     def _reconciled(self, snap: ReconcileSnapshot, now_ms: int, now_ns: int) -> None:
         venue = snap.venue
+        if snap.gateway_pid:
+            self.answered_by[venue] = snap.gateway_pid
         if venue not in self.reconciling:
             return
         if not snap.ok:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from decimal import Decimal
@@ -116,6 +117,7 @@ class GatewayService:
         self.cancel_foreign = settings.cancel_foreign  # §17: foreign open orders cancelled, not only reported
         self.session = "DOWN"
         self.private_stream = "DOWN"
+        self.pid = os.getpid()  # in statuses and snapshots: core sees a restarted gateway
         self.started = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._resolver_wake = asyncio.Event()
@@ -150,6 +152,7 @@ class GatewayService:
                 limited_until_ms=limited,
                 limited_reason=("IP_BAN" if self.cooldown.ip_ban else "RATE_LIMITED") if limited else "",
                 t_gw_out=time.monotonic_ns(),
+                gateway_pid=self.pid,
             )
         )
 
@@ -443,8 +446,13 @@ class GatewayService:
             for coid in req.coids:
                 order = self.tracker.get(coid)
                 symbol = order.venue_symbol if order is not None else ""
+                if not symbol and (known := req.coid_symbols.get(coid)):
+                    # Core knows the leg's symbol: a coid this process does not track (it restarted
+                    # while the order was in flight) is queried there; the venue not knowing it
+                    # starts the not-found probes below, which settle it and report to core.
+                    symbol = venue_symbol(known, self.venue) if "/" in known else known
                 if not symbol:
-                    symbol = await self._find_symbol(coid, symbols)
+                    symbol = await self._find_symbol(coid, symbols)  # an older core: no symbol given
                 if not symbol:
                     continue
                 result = await self.driver.query(symbol, coid)
@@ -588,4 +596,5 @@ class GatewayService:
             positions=positions or [],
             balance=balance,
             t_gw_out=time.monotonic_ns(),
+            gateway_pid=self.pid,
         )
