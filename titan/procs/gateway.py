@@ -13,6 +13,16 @@ through :class:`GatewayHealth`: local increments, copied to the board on the hea
 ``/health`` and ``/metrics`` show each venue's session, private stream, rate-limit/cooldown end,
 reconciliation and order outcomes.
 
+A message is taken off the order ring (the cursor advanced) before its request is sent: a
+gateway killed in between loses that order, never sends it twice. This is deliberate (R47, R2): a
+restarted gateway cannot tell an order it took but never sent from one whose request was on the wire
+(venues dedupe client ids, so re-sending the latter is answered "duplicate", not with the order's
+state), many requests are in flight at once (one ring cursor cannot mark each sent), and an order
+re-sent seconds later would trade on prices core never checked. Core settles such a leg instead: it
+reconciles a venue whose restarted gateway reports its private stream "UP" (and periodically), and
+lists each non-terminal leg with its symbol; the gateway queries it there and, as the venue does not
+know it, the not-found probes (``reconcile.not_found_probes``) end it REJECTED/NOT_FOUND, never filled.
+
 Account-wide token buckets live in a shared-memory segment named
 :func:`titan.venues.gateway.buckets.bucket_segment_name` so a restarted gateway resumes them; the
 gateway creates it when the supervisor did not, and unlinks it on a clean stop.
