@@ -53,9 +53,9 @@ BTC = "BTC/USDT"
 TRADED = ("bybit", "binance")
 ROUTING = "\n[routing]\nweights = { bybit = 1, binance = 1 }\n"
 SUPERVISOR = "\n[supervisor]\ncrash_loop_max_restarts = 1000\nrestart_backoff_ms = [50]\n"
-# Periodic reconciliation every 5 s: what a killed gateway had in flight is queried soon (a restarted
-# gateway's first private-stream connect reports UP, not RECONNECTED, so core does not reconcile at once).
-RECONCILE = "\n[reconcile]\ninterval_s = 5\n"
+# No periodic reconciliation during a run: what a killed gateway had in flight is resolved by the
+# reconciliation core asks for when the restarted gateway's private stream comes up (its first "UP").
+RECONCILE = "\n[reconcile]\ninterval_s = 600\n"
 FINAL = frozenset({"FILLED", "CANCELED", "EXPIRED", "REJECTED", "DENIED", "FAILED", "RECONCILED"})
 UNFILLED = FINAL - {"FILLED", "RECONCILED"}
 ROLES = ("ingress", "gateway.bybit", "bridge", "marketdata")
@@ -357,9 +357,12 @@ def kill_run(tmp_path: Path, sim: ThreadSim, n: int, schedule: list[tuple[int, s
         else:
             # A gateway killed with a request on the wire (or taken from its ring, not yet sent): the
             # venue never placed it; the engine must know (the leg failed, never filled), and only
-            # the few legs in flight at the kill may be concerned.
-            assert 1 <= len(missing) <= 3 * len(kills), missing
+            # the few legs in flight at the kill may be concerned. Besides, the legs core routed to
+            # the restarted gateway before its venue session was up were answered FAILED (never
+            # sent, titan/procs/gateway.py): not in flight at the kill, so not bounded by it.
             assert all(states[c] in UNFILLED for c in missing), {c: states[c] for c in missing}
+            lost = [c for c in missing if states[c] != "FAILED"]
+            assert 1 <= len(lost) <= 3 * len(kills), {c: states[c] for c in missing}
         assert all(states[c] == "FILLED" for c in at_venue), {c: states[c] for c in at_venue}
         print(f"outcomes {Counter(run.outcomes.values())} client errors {dict(run.errors)} kills {kills}")
     finally:
@@ -367,29 +370,13 @@ def kill_run(tmp_path: Path, sim: ThreadSim, n: int, schedule: list[tuple[int, s
     assert engine.shm_leftovers() == []
 
 
-# Engine bug (not in this task's files): a coid core asks about that the (restarted) gateway does not
-# track is looked up by querying each requested symbol; when the venue never placed it and core asks
-# about more than one symbol, titan/venues/gateway/service.py:446-448 (`_find_symbol`, :548-555, returns
-# "") skips it: no NOT_FOUND probing, no report, at every reconciliation. The leg stays UNKNOWN forever.
-UNRESOLVED_LEG = pytest.mark.xfail(
-    strict=True,
-    raises=LegsNotResolved,
-    reason="a leg in flight at a killed gateway that the venue never placed is never resolved: "
-    "GatewayService.reconcile skips a coid it does not track when it is found on no symbol and core "
-    "asks about several (titan/venues/gateway/service.py:446-448, _find_symbol :548-555)",
-)
-
-
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize(
-    "role", [r if not r.startswith("gateway.") else pytest.param(r, marks=UNRESOLVED_LEG) for r in ROLES]
-)
+@pytest.mark.parametrize("role", ROLES)
 def test_sigkill_while_intents_flow(tmp_path: Path, sim: ThreadSim, role: str) -> None:
     kill_run(tmp_path, sim, n=150, schedule=[(50, role)])
 
 
 @pytest.mark.slow
-@UNRESOLVED_LEG
 @pytest.mark.timeout(900)
 def test_sigkill_every_process_in_a_loop(tmp_path: Path, sim: ThreadSim) -> None:
     roles = (*ROLES, "core", "gateway.binance")
