@@ -131,3 +131,20 @@ async def send_intent(socket_path: str, sid: str, velocity: float | None, low: f
                 return await client.confirm(name)
             await asyncio.sleep(0.05)
         raise AssertionError(f"never prepared: {prep}")
+
+
+async def send_resting_intent(socket_path: str, sid: str, attempts: int = 20) -> tuple[Any, list[Any]]:
+    """A LONG BTC/USDT intent far below the market, meant to rest as a post-only order: (its reply,
+    the replies of earlier tries the engine placed at market instead). Without a velocity the order
+    decision still takes the market when the book's top is lopsided toward the intent's side
+    (risk/decision.py, IMBALANCE_SNIPE: bid size > 4x ask size for a buy); the simulator's touch sizes
+    are random, so that happens to some intents. Those fill; try again with a new signal id."""
+    sniped: list[Any] = []
+    for attempt in range(attempts):
+        reply = await send_intent(socket_path, f"{sid}-try{attempt}", None, 60000, 60100)
+        if getattr(reply, "status", None) == "ACKED":
+            return reply, sniped
+        assert getattr(reply, "executed", False), reply
+        sniped.append(reply)
+        await asyncio.sleep(0.25)  # a book top stays until the next market-data update: pace the tries
+    raise AssertionError(f"no resting order in {attempts} tries: {sniped}")

@@ -37,7 +37,7 @@ from titan.harness import SECRET, Engine, eventually, start_engine
 from titan.risk.state import ARMED_FILE, HALT_FILE
 from titan.venues.sim import SimConfig
 
-from .conftest import BASE_ENV, ThreadSim, send_intent
+from .conftest import BASE_ENV, ThreadSim, send_intent, send_resting_intent
 
 REPO = Path(__file__).resolve().parents[2]
 BTC = "BTC/USDT"
@@ -174,9 +174,9 @@ def test_disarmed_by_default_then_soft_and_hard_halt_survive_restarts(tmp_path: 
         opened = asyncio.run(send_intent(engine.socket_path, "r49-open", 0.01, 65000, 65100))
         assert opened.executed, opened
         eventually(lambda: sim.position("bybit", BTC) > 0, timeout=20)
-        held = sim.position("bybit", BTC)
-        resting = asyncio.run(send_intent(engine.socket_path, "r49-rest", None, 60000, 60100))
+        resting, _sniped = asyncio.run(send_resting_intent(engine.socket_path, "r49-rest"))
         assert resting.executed and resting.status == "ACKED", resting
+        held = sim.position("bybit", BTC)  # after the tries placed at market (sniped), if any
         eventually(lambda: sim.open_orders("bybit") == 1, timeout=20)
 
         # SOFT_HALT: opens denied (FastPath and NATS), a reduce-only intent goes through.

@@ -14,7 +14,7 @@ from typing import Any
 
 from titan.harness import Engine, eventually, start_engine
 
-from .conftest import BASE_ENV, ROUTING, VENUES, ThreadSim, positions, send_intent
+from .conftest import BASE_ENV, ROUTING, VENUES, ThreadSim, positions, send_intent, send_resting_intent
 
 BTC = "BTC/USDT"
 
@@ -60,9 +60,9 @@ def test_restart_while_orders_rest_and_fill_reconciles_shadow_to_venue(
             return sum(seen.values()) == legs_sent
 
         for attempt in range(4):
-            resting = asyncio.run(send_intent(engine.socket_path, f"rs-rest{attempt}", None, 60000, 60100))
+            resting, sniped = asyncio.run(send_resting_intent(engine.socket_path, f"rs-rest{attempt}"))
             assert getattr(resting, "executed", False), resting
-            replies.append(resting)
+            replies.extend([*sniped, resting])
             legs_sent += len(getattr(resting, "order_ids", None) or ())
             try:
                 eventually(all_legs_rest, timeout=20)
