@@ -15,6 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.core.fakes import MemJournal, Rig
+from tests.ops.test_health_units import facts_of
 from titan.events.payloads import DriftEvent, FillEvent
 from titan.health import CORE_SLOTS
 from titan.messages import (
@@ -24,7 +25,7 @@ from titan.messages import (
     ReconcileSnapshot,
     VenueReport,
 )
-from titan.metrics import gather, health_body, render_metrics
+from titan.metrics import health_body, render_metrics
 from titan.procs.core import BoardPublisher
 from titan.shm.board import StatusBoard
 from titan.state.fsm import IntentStatus
@@ -185,24 +186,9 @@ def test_drift_and_conflicts_are_counted_on_the_board_health_and_metrics(board: 
     assert board.read("core").counters[CORE_SLOTS["drift_events"]] == 1
     assert board.read("core").counters[CORE_SLOTS["conflicting_fills"]] == 1
 
-    def facts() -> Any:
-        return gather(
-            board=board,
-            restarts={},
-            rings={},
-            ticker=None,
-            pairs=[],
-            venues=["paper"],
-            heartbeat_timeout_ms=3000,
-            stale_ms=5000,
-            started=True,
-            nats_url="nats://127.0.0.1:1",
-            nats_embedded=True,
-        )
-
-    _, body = health_body(facts())
+    _, body = health_body(facts_of(board))
     assert body["core"]["drift_events"] == 1 and body["core"]["conflicting_fills"] == 1
-    m = metric_samples(render_metrics(facts).decode())
+    m = metric_samples(render_metrics(lambda: facts_of(board)).decode())
     assert m["titan_reconciliation_drift_detected_total"] == 1
 
 

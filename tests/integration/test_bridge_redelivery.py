@@ -26,6 +26,7 @@ import nats
 import pytest
 
 from bench.nats_path import signed_intent
+from tests.bridge import conftest as bridge_conftest
 from tests.bridge.conftest import NatsServer, stream_messages
 from titan.canonical import canonical_json
 from titan.events import subjects
@@ -41,15 +42,7 @@ SUBJECT = subjects.place_intent_subject("paper", "BTC/USDT")
 CONSUMER = ("TITAN_CMD", "EXECUTION_CORE")
 BATCH = 20
 
-
-@pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
-    server = NatsServer(tmp_path / "nats-store")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
+nats_server = bridge_conftest.nats_server  # the bridge tests' fixture: an external JetStream server
 
 
 @pytest.fixture
